@@ -1,0 +1,8 @@
+// evq/evq.hpp: the whole public API.
+#pragma once
+
+#include "evq/event.hpp"
+#include "evq/net.hpp"
+#include "evq/poll.hpp"
+#include "evq/result.hpp"
+#include "evq/source.hpp"

@@ -1,0 +1,79 @@
+// evq/tcp.hpp: non-blocking TCP.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <utility>
+
+#include "evq/result.hpp"
+#include "evq/socket_addr.hpp"
+#include "evq/source.hpp"
+
+namespace evq {
+
+enum class Shutdown { read, write, both };
+
+// Buffers for vectored I/O: up to 64 of them are passed in one system call.
+using IoSliceMut = std::span<std::byte>;
+using IoSlice = std::span<const std::byte>;
+
+class TcpStream;
+
+// Non-blocking, close-on-exec, move-only; closed (and removed from its
+// Registry) on destruction.
+class TcpListener : public Source {
+ public:
+  // SO_REUSEADDR, backlog SOMAXCONN. Port 0 picks a free port: see local_addr.
+  static Result<TcpListener> bind(const SocketAddr& addr);
+  // errc would_block when no connection is pending. The new stream is
+  // non-blocking and close-on-exec. Under EMFILE/ENFILE the error is
+  // returned and the listener stays usable.
+  Result<std::pair<TcpStream, SocketAddr>> accept();
+  Result<SocketAddr> local_addr() const;
+
+  TcpListener(TcpListener&&) noexcept = default;
+  TcpListener& operator=(TcpListener&&) noexcept = default;
+  ~TcpListener() = default;
+
+ private:
+  explicit TcpListener(NativeHandle h) noexcept : Source(h, true) {}
+};
+
+class TcpStream : public Source {
+ public:
+  // Starts connecting and returns at once; the stream becomes writable when
+  // the attempt ends. Then take_error() (or peer_addr()) tells whether it worked.
+  static Result<TcpStream> connect(const SocketAddr& addr);
+
+  // 0 = the peer closed its write side (end of stream).
+  Result<std::size_t> read(std::span<std::byte> buf);
+  Result<std::size_t> write(std::span<const std::byte> buf);
+  Result<std::size_t> read_vectored(std::span<const IoSliceMut> bufs);
+  Result<std::size_t> write_vectored(std::span<const IoSlice> bufs);
+  // Reads without consuming.
+  Result<std::size_t> peek(std::span<std::byte> buf);
+
+  std::error_code shutdown(Shutdown how);
+  std::error_code set_nodelay(bool on);
+  Result<bool> nodelay() const;
+  // nullopt: the default (close in the background). A zero duration makes
+  // close() send a reset (RST) instead of a FIN.
+  std::error_code set_linger(std::optional<std::chrono::seconds> linger);
+  Result<SocketAddr> peer_addr() const;
+  Result<SocketAddr> local_addr() const;
+  // The pending socket error (SO_ERROR), cleared by reading it: e.g.
+  // connection_refused after a failed connect. Empty when none.
+  std::error_code take_error();
+
+  TcpStream(TcpStream&&) noexcept = default;
+  TcpStream& operator=(TcpStream&&) noexcept = default;
+  ~TcpStream() = default;
+
+ private:
+  friend class TcpListener;
+  explicit TcpStream(NativeHandle h) noexcept : Source(h, true) {}
+};
+
+}  // namespace evq

@@ -1,0 +1,251 @@
+// src/core/timer_wheel.cpp: the hierarchical timing wheel.
+//
+// Placement: a timer of tick t > cur_tick_ goes to the level of the highest
+// 6-bit digit where t and cur_tick_ differ, in the bucket named by t's digit
+// there. So every timer of level L is earlier than every timer of level L+1,
+// and within a level the buckets are in index order: the earliest timer is in
+// the lowest set bit of the lowest non-empty level. Moving cur_tick_ to the
+// start of that bucket and re-filing its timers sends each one level down
+// (or into the ready heap), so a timer cascades at most kLevels times.
+#include "core/timer_wheel.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <new>
+
+namespace evq::detail {
+
+TimerWheel::TimerWheel() noexcept { heads_.fill(kNone); }
+
+Result<TimerHandle> TimerWheel::add(Token token, std::int64_t deadline_ns,
+                                    std::int64_t period_ns) {
+  if (period_ns < 0) return errc::invalid_argument;
+  if (size_ >= kMaxTimers) return std::make_error_code(std::errc::not_enough_memory);
+  try {
+    // ready_ is reserved for every armed timer so that cascades and re-files,
+    // which run inside expire(), can never fail.
+    if (ready_.capacity() < size_ + 1) ready_.reserve(std::max<std::size_t>(64, 2 * (size_ + 1)));
+    if (free_head_ == kNone) {
+      slots_.push_back(Slot{0, 0, Token{}, 0, kNone, kNone, 0, 0});
+      free_head_ = static_cast<std::uint32_t>(slots_.size() - 1);
+    }
+  } catch (const std::bad_alloc&) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+
+  const std::uint32_t slot = free_head_;
+  Slot& s = slots_[slot];
+  free_head_ = s.next;
+  s.deadline = deadline_ns;
+  s.seq = next_seq_++;
+  s.token = token;
+  s.period = period_ns;
+  ++s.generation;
+  ++size_;
+  file(slot);
+  return TimerHandle{slot, s.generation};
+}
+
+std::error_code TimerWheel::cancel(TimerHandle h) {
+  if (h.slot >= slots_.size() || (h.generation & 1u) == 0) return errc::invalid_timer;
+  const Slot& s = slots_[h.slot];
+  if (h.generation != s.generation) {
+    return h.generation < s.generation ? errc::timer_not_armed : errc::invalid_timer;
+  }
+  if (s.bucket == kInReady) {
+    ready_remove(s.prev);
+  } else {
+    if (wheel_min_valid_ && s.deadline == wheel_min_) wheel_min_valid_ = false;
+    unlink(h.slot);
+  }
+  release(h.slot);
+  --size_;
+  return {};
+}
+
+std::int64_t TimerWheel::next_deadline() const noexcept {
+  // Ready timers have ticks <= cur_tick_ and wheel timers later ones, so the
+  // ready heap's top, when there is one, is the global minimum.
+  if (!ready_.empty()) return ready_.front().deadline;
+  if (in_wheel_ == 0) return std::numeric_limits<std::int64_t>::max();
+  if (!wheel_min_valid_) {
+    unsigned level = 0;
+    unsigned index = 0;
+    earliest_bucket(level, index);
+    std::int64_t best = std::numeric_limits<std::int64_t>::max();
+    for (std::uint32_t i = heads_[level * kBuckets + index]; i != kNone; i = slots_[i].next) {
+      best = std::min(best, slots_[i].deadline);
+    }
+    wheel_min_ = best;
+    wheel_min_valid_ = true;
+  }
+  return wheel_min_;
+}
+
+std::size_t TimerWheel::expire(std::int64_t now_ns, Event* out, std::size_t capacity) {
+  const std::uint64_t now_tick = tick_of(now_ns);
+  std::size_t n = 0;
+  while (n < capacity) {
+    if (ready_.empty() || ready_.front().deadline > now_ns) {
+      // Nothing due in the ready heap. Either the wheel has nothing due
+      // either, or its earliest bucket starts by now_tick: cascade it.
+      if (cur_tick_ >= now_tick) break;
+      unsigned level = 0;
+      unsigned index = 0;
+      if (!earliest_bucket(level, index) || bucket_start(level, index) > now_tick) {
+        // No timer in the wheel has a tick <= now_tick, so every placement
+        // stays valid against now_tick; advancing lets timers added later
+        // for this tick go straight to the ready heap.
+        cur_tick_ = now_tick;
+        break;
+      }
+      cur_tick_ = bucket_start(level, index);
+      cascade(level, index);
+      continue;
+    }
+
+    const std::uint32_t slot = ready_.front().slot;
+    Slot& s = slots_[slot];
+    const Token token = s.token;
+    std::uint64_t expiries = 1;
+    ready_remove(0);
+    if (s.period == 0) {
+      release(slot);
+      --size_;
+    } else {
+      const auto period = static_cast<std::uint64_t>(s.period);
+      const auto deadline = static_cast<std::uint64_t>(s.deadline);
+      const std::uint64_t missed = (static_cast<std::uint64_t>(now_ns) - deadline) / period;
+      const std::uint64_t headroom =
+          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) - deadline;
+      expiries = std::min<std::uint64_t>(missed, std::numeric_limits<std::uint32_t>::max() - 1) + 1;
+      if (missed >= headroom / period) {
+        release(slot);
+        --size_;
+      } else {
+        s.deadline = static_cast<std::int64_t>(deadline + (missed + 1) * period);
+        s.seq = next_seq_++;
+        file(slot);
+      }
+    }
+    out[n++] = Event(token, Event::timer_flag, static_cast<std::uint32_t>(expiries));
+  }
+  return n;
+}
+
+void TimerWheel::file(std::uint32_t slot) noexcept {
+  Slot& s = slots_[slot];
+  const std::uint64_t tick = tick_of(s.deadline);
+  if (tick <= cur_tick_) {
+    s.bucket = kInReady;
+    ready_push(slot);
+    return;
+  }
+  const unsigned level = static_cast<unsigned>(63 - std::countl_zero(tick ^ cur_tick_)) / kLevelBits;
+  const unsigned index = static_cast<unsigned>(tick >> (level * kLevelBits)) & (kBuckets - 1);
+  const unsigned bucket = level * kBuckets + index;
+  s.bucket = static_cast<std::uint16_t>(bucket);
+  s.prev = kNone;
+  s.next = heads_[bucket];
+  if (s.next != kNone) slots_[s.next].prev = slot;
+  heads_[bucket] = slot;
+  occupied_[level] |= std::uint64_t{1} << index;
+  ++in_wheel_;
+  if (wheel_min_valid_ && s.deadline < wheel_min_) wheel_min_ = s.deadline;
+}
+
+void TimerWheel::unlink(std::uint32_t slot) noexcept {
+  const Slot& s = slots_[slot];
+  if (s.prev != kNone) {
+    slots_[s.prev].next = s.next;
+  } else {
+    heads_[s.bucket] = s.next;
+    if (s.next == kNone) {
+      occupied_[s.bucket / kBuckets] &= ~(std::uint64_t{1} << (s.bucket % kBuckets));
+    }
+  }
+  if (s.next != kNone) slots_[s.next].prev = s.prev;
+  --in_wheel_;
+}
+
+bool TimerWheel::earliest_bucket(unsigned& level, unsigned& index) const noexcept {
+  for (unsigned l = 0; l < kLevels; ++l) {
+    if (occupied_[l] != 0) {
+      level = l;
+      index = static_cast<unsigned>(std::countr_zero(occupied_[l]));
+      return true;
+    }
+  }
+  return false;
+}
+
+std::uint64_t TimerWheel::bucket_start(unsigned level, unsigned index) const noexcept {
+  const unsigned shift = level * kLevelBits;
+  const unsigned above = shift + kLevelBits;
+  const std::uint64_t high = above >= 64 ? 0 : (cur_tick_ >> above) << above;
+  return high | (std::uint64_t{index} << shift);
+}
+
+void TimerWheel::cascade(unsigned level, unsigned index) noexcept {
+  const unsigned bucket = level * kBuckets + index;
+  std::uint32_t i = heads_[bucket];
+  heads_[bucket] = kNone;
+  occupied_[level] &= ~(std::uint64_t{1} << index);
+  // The cached minimum may now sit in the ready heap; recompute on demand.
+  wheel_min_valid_ = false;
+  while (i != kNone) {
+    const std::uint32_t next = slots_[i].next;
+    --in_wheel_;
+    file(i);
+    i = next;
+  }
+}
+
+void TimerWheel::release(std::uint32_t slot) noexcept {
+  Slot& s = slots_[slot];
+  ++s.generation;
+  s.next = free_head_;
+  free_head_ = slot;
+}
+
+void TimerWheel::ready_push(std::uint32_t slot) noexcept {
+  const Slot& s = slots_[slot];
+  ready_.push_back(ReadyEntry{});  // within the capacity add() reserved
+  ready_sift_up(ready_.size() - 1, ReadyEntry{s.deadline, s.seq, slot});
+}
+
+void TimerWheel::ready_remove(std::size_t pos) noexcept {
+  const ReadyEntry last = ready_.back();
+  ready_.pop_back();
+  if (pos == ready_.size()) return;
+  if (pos > 0 && earlier(last, ready_[(pos - 1) / 2])) {
+    ready_sift_up(pos, last);
+  } else {
+    ready_sift_down(pos, last);
+  }
+}
+
+void TimerWheel::ready_sift_up(std::size_t pos, ReadyEntry e) noexcept {
+  while (pos > 0) {
+    const std::size_t up = (pos - 1) / 2;
+    if (!earlier(e, ready_[up])) break;
+    ready_place(pos, ready_[up]);
+    pos = up;
+  }
+  ready_place(pos, e);
+}
+
+void TimerWheel::ready_sift_down(std::size_t pos, ReadyEntry e) noexcept {
+  const std::size_t end = ready_.size();
+  for (;;) {
+    std::size_t child = 2 * pos + 1;
+    if (child >= end) break;
+    if (child + 1 < end && earlier(ready_[child + 1], ready_[child])) ++child;
+    if (!earlier(ready_[child], e)) break;
+    ready_place(pos, ready_[child]);
+    pos = child;
+  }
+  ready_place(pos, e);
+}
+
+}  // namespace evq::detail

@@ -1,0 +1,24 @@
+// Closing a native handle: the only OS difference the core itself needs.
+#pragma once
+
+#include "evq/platform.hpp"
+
+#if EVQ_WINDOWS
+#include <winsock2.h>
+#else
+#include <unistd.h>
+#endif
+
+namespace evq::detail {
+
+inline void close_native(NativeHandle h) noexcept {
+#if EVQ_WINDOWS
+  ::closesocket(h);
+#else
+  // On Linux the descriptor is released even when close() reports EINTR;
+  // retrying could close a descriptor another thread just opened.
+  ::close(h);
+#endif
+}
+
+}  // namespace evq::detail
