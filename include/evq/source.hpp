@@ -67,7 +67,7 @@ class Source {
   struct Link {
     detail::Core* core = nullptr;  // holds one reference on the core while set
     std::uint32_t slot = 0;
-    std::uint32_t generation = 0;  // of the slot when linked: detach checks it
+    std::uint16_t generation = 0;  // of the slot when linked: detach checks it
     bool rearm = false;  // backend emulates edge: re-arm on would-block
   };
 

@@ -89,25 +89,39 @@ bool Core::native_edge() noexcept {
   return with_selector([](auto& s) { return std::decay_t<decltype(s)>::native_edge; });
 }
 
-std::uint32_t* Core::fd_slot(NativeHandle h) {
-  // Descriptors are small integers (SOCKETs on Windows are multiples of 4 and
-  // also small in practice); a dense vector beats a hash map here.
+std::uint32_t Core::slot_of(NativeHandle h) const noexcept {
+  const auto i = static_cast<std::size_t>(h);
+  return i < slot_by_handle_.size() ? slot_by_handle_[i] : 0;
+}
+
+void Core::bind_handle(NativeHandle h, std::uint32_t slot) {
+  // Descriptors are small integers, and the kernel has just accepted this one
+  // (so it is no larger than the process's descriptor limit): a dense vector
+  // beats a hash map here.
   const auto i = static_cast<std::size_t>(h);
   if (i >= slot_by_handle_.size()) slot_by_handle_.resize(std::max(i + 1, slot_by_handle_.size() * 2), 0);
-  return &slot_by_handle_[i];
+  slot_by_handle_[i] = slot;
+}
+
+void Core::close() noexcept {
+  closed_.store(true, std::memory_order_release);
+  unref();
 }
 
 std::error_code Core::add(Source& source, Token token, Interest interest, Trigger trigger) {
   const NativeHandle h = source.handle_;
-  if (h == invalid_handle) return errc::invalid_source;
+  if (!valid_handle(h)) return errc::invalid_source;
+  // Still linked to a Poll that was destroyed: that registration is gone with
+  // its Poll, so the socket may join another one.
+  if (Core* old = source.link_.core; old && old != this && old->closed_.load(std::memory_order_acquire))
+    old->detach(source);
   const bool emulated_edge = trigger == Trigger::edge && !native_edge();
   // Without evq's would-block hook nothing would ever re-arm the registration.
   if (emulated_edge && !source.owning_) return errc::trigger_unsupported;
 
   std::lock_guard lock(mu_);
   if (source.link_.core) return errc::already_registered;  // here or in another Poll
-  std::uint32_t* by_fd = fd_slot(h);
-  if (*by_fd) return errc::already_registered;
+  if (slot_of(h)) return errc::already_registered;
   auto slot = table_.allocate();
   if (!slot) return slot.error();
   Registration& r = table_.at(*slot);
@@ -119,9 +133,9 @@ std::error_code Core::add(Source& source, Token token, Interest interest, Trigge
     table_.release(*slot);
     return ec;
   }
-  *by_fd = *slot;
+  bind_handle(h, *slot);
   if (source.owning_) {
-    source.link_ = Source::Link{this, *slot, static_cast<std::uint32_t>(data >> 32), emulated_edge};
+    source.link_ = Source::Link{this, *slot, r.generation.load(std::memory_order_relaxed), emulated_edge};
     ref();
   }
   return {};
@@ -129,13 +143,13 @@ std::error_code Core::add(Source& source, Token token, Interest interest, Trigge
 
 std::error_code Core::modify(Source& source, Token token, Interest interest, Trigger trigger) {
   const NativeHandle h = source.handle_;
-  if (h == invalid_handle) return errc::invalid_source;
+  if (!valid_handle(h)) return errc::invalid_source;
   const bool emulated_edge = trigger == Trigger::edge && !native_edge();
   if (emulated_edge && !source.owning_) return errc::trigger_unsupported;
 
   std::lock_guard lock(mu_);
   if (source.owning_ && source.link_.core != this) return errc::not_registered;
-  const std::uint32_t slot = *fd_slot(h);
+  const std::uint32_t slot = slot_of(h);
   if (!slot) return errc::not_registered;
   Registration& r = table_.at(slot);
   // The token first: an event the kernel reports after the change carries it.
@@ -148,7 +162,7 @@ std::error_code Core::modify(Source& source, Token token, Interest interest, Tri
 }
 
 void Core::remove_locked(std::uint32_t slot, NativeHandle h) {
-  const std::uint64_t data = make_user_data(slot, table_.at(slot).generation.load(std::memory_order_relaxed));
+  const std::uint64_t data = table_.user_data(slot);
   // The generation moves first: a poller that already holds this data drops it.
   table_.release(slot);
   with_selector([&](auto& s) { return s.remove(h, data); });
@@ -157,12 +171,12 @@ void Core::remove_locked(std::uint32_t slot, NativeHandle h) {
 
 std::error_code Core::remove(Source& source) {
   const NativeHandle h = source.handle_;
-  if (h == invalid_handle) return errc::invalid_source;
+  if (!valid_handle(h)) return errc::invalid_source;
   bool drop_link = false;
   {
     std::lock_guard lock(mu_);
     if (source.owning_ && source.link_.core != this) return errc::not_registered;
-    const std::uint32_t slot = *fd_slot(h);
+    const std::uint32_t slot = slot_of(h);
     if (!slot) return errc::not_registered;
     remove_locked(slot, h);
     if (source.owning_) {
@@ -187,9 +201,9 @@ void Core::detach(Source& source) noexcept {
   unref();
 }
 
-void Core::rearm(std::uint32_t slot, std::uint32_t generation, NativeHandle h,
+void Core::rearm(std::uint32_t slot, std::uint16_t generation, NativeHandle h,
                  Interest interest) noexcept {
-  with_selector([&](auto& s) { s.rearm(h, make_user_data(slot, generation), interest); });
+  with_selector([&](auto& s) { s.rearm(h, make_user_data(table_.at(slot), generation), interest); });
 }
 
 Result<TimerId> Core::add_timer(Token token, std::chrono::steady_clock::time_point deadline,
@@ -261,7 +275,7 @@ void Core::remove_waker(std::uint32_t slot) noexcept {
   {
     std::lock_guard lock(mu_);
     Registration& r = table_.at(slot);
-    const std::uint64_t data = make_user_data(slot, r.generation.load(std::memory_order_relaxed));
+    const std::uint64_t data = table_.user_data(slot);
     const NativeHandle h = r.handle;
     table_.release(slot);
     with_selector([&](auto& s) { s.remove_waker(h, data); });

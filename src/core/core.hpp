@@ -13,6 +13,7 @@
 #include "core/registration.hpp"
 #include "core/timer_queue.hpp"
 #include "evq/poll.hpp"
+#include "sys/native_handle.hpp"
 #include "sys/selector.hpp"
 
 namespace evq::detail {
@@ -47,6 +48,9 @@ class Core {
 
   void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() noexcept;
+  // The Poll is gone: drop its reference; sockets still linked here may join
+  // another Poll (add() detaches them from a closed core).
+  void close() noexcept;
   Backend backend() const noexcept { return backend_; }
 
   std::error_code add(Source& source, Token token, Interest interest, Trigger trigger);
@@ -54,7 +58,7 @@ class Core {
   std::error_code remove(Source& source);
   // From ~Source / Source::close: leave quietly and drop the link's reference.
   void detach(Source& source) noexcept;
-  void rearm(std::uint32_t slot, std::uint32_t generation, NativeHandle h, Interest interest) noexcept;
+  void rearm(std::uint32_t slot, std::uint16_t generation, NativeHandle h, Interest interest) noexcept;
 
   Result<TimerId> add_timer(Token token, std::chrono::steady_clock::time_point deadline,
                             std::chrono::nanoseconds period);
@@ -85,13 +89,16 @@ class Core {
         selector_);
   }
 
-  std::uint32_t* fd_slot(NativeHandle h);  // under mu_; null for handles too large
+  static bool valid_handle(NativeHandle h) noexcept { return is_valid_handle(h); }
+  std::uint32_t slot_of(NativeHandle h) const noexcept;  // under mu_; 0 = none
+  void bind_handle(NativeHandle h, std::uint32_t slot);   // under mu_
   void remove_locked(std::uint32_t slot, NativeHandle h);
   std::size_t expire_timers(std::int64_t now, Event* out, std::size_t capacity);
   bool native_edge() noexcept;
 
   const Backend backend_;
   std::atomic<std::uint32_t> refs_{1};
+  std::atomic<bool> closed_{false};
   std::mutex mu_;  // registry changes; never held across a wait
   RegistrationTable table_;
   std::vector<std::uint32_t> slot_by_handle_;  // guarded by mu_

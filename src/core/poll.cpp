@@ -56,14 +56,9 @@ Result<Poll> Poll::create() {
     if (!b) return errc::invalid_argument;
     return create(*b);
   }
-#if EVQ_WINDOWS
-  return create(Backend::iocp);
-#elif defined(__linux__)
-  return create(Backend::epoll);
-#else
-  if (backend_available(Backend::kqueue)) return create(Backend::kqueue);
-  return create(Backend::poll);
-#endif
+  for (Backend b : detail::preferred_backends)
+    if (backend_available(b)) return create(b);
+  return errc::backend_unavailable;
 }
 
 Result<Poll> Poll::create(Backend backend) {
@@ -78,14 +73,14 @@ Poll::Poll(Poll&& other) noexcept { registry_.core_ = std::exchange(other.regist
 
 Poll& Poll::operator=(Poll&& other) noexcept {
   if (this != &other) {
-    if (registry_.core_) registry_.core_->unref();
+    if (registry_.core_) registry_.core_->close();
     registry_.core_ = std::exchange(other.registry_.core_, nullptr);
   }
   return *this;
 }
 
 Poll::~Poll() {
-  if (registry_.core_) registry_.core_->unref();
+  if (registry_.core_) registry_.core_->close();
 }
 
 Backend Poll::backend() const noexcept { return registry_.core_->backend(); }

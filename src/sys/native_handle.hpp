@@ -1,4 +1,4 @@
-// Closing a native handle: the only OS difference the core itself needs.
+// Native handles: the only OS differences the core itself needs.
 #pragma once
 
 #include "evq/platform.hpp"
@@ -10,6 +10,14 @@
 #endif
 
 namespace evq::detail {
+
+inline bool is_valid_handle(NativeHandle h) noexcept {
+#if EVQ_WINDOWS
+  return h != invalid_handle;
+#else
+  return h >= 0;  // -1 and every other negative number: not a descriptor
+#endif
+}
 
 inline void close_native(NativeHandle h) noexcept {
 #if EVQ_WINDOWS

@@ -11,6 +11,7 @@
 
 #include "core/registration.hpp"
 #include "evq/event.hpp"
+#include "evq/poll.hpp"
 #include "evq/platform.hpp"
 #include "evq/result.hpp"
 
@@ -45,6 +46,15 @@ concept Selector = requires(S& s, NativeHandle h, std::uint64_t data, Interest i
   { s.notify_waker(h) } -> std::same_as<std::error_code>;
   { s.remove_waker(h, data) } -> std::same_as<void>;
 };
+
+// Poll::create()'s choice, best first: the first one available wins.
+#if EVQ_WINDOWS
+inline constexpr Backend preferred_backends[] = {Backend::iocp};
+#elif defined(__linux__)
+inline constexpr Backend preferred_backends[] = {Backend::epoll, Backend::poll};
+#else
+inline constexpr Backend preferred_backends[] = {Backend::kqueue, Backend::poll};
+#endif
 
 }  // namespace evq::detail
 

