@@ -35,7 +35,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: echo_server [port]\n");
     return 2;
   }
+#ifdef SIGPIPE  // POSIX only; Windows has no SIGPIPE
   std::signal(SIGPIPE, SIG_IGN);
+#endif
 
   auto poll = evq::Poll::create();
   if (!poll) return std::fprintf(stderr, "poll: %s\n", poll.error().message().c_str()), 1;

@@ -540,10 +540,24 @@ TEST(Echo, AcceptUnderEmfileKeepsListenerAndConnections) {
       ASSERT_TRUE(test::is_would_block(extra.error())) << extra.error().message();
     }
 
-    // The listener still announces new connections (its edge re-armed by the
-    // would-block above), and every connection echoes.
-    establish(established);
-    ASSERT_FALSE(testing::Test::HasFatalFailure());
+    // The listener still announces new connections: its edge, re-armed by
+    // the would-block above, fires for a new one. (Waiting for the event
+    // before accept() is the point: accept() alone would find the queued
+    // connection without it.)
+    {
+      auto c = TcpStream::connect(*addr);
+      ASSERT_TRUE(c) << c.error().message();
+      const Token tc{next_token++};
+      ASSERT_FALSE(poll.registry().add(*c, tc, Interest::readable | Interest::writable));
+      ASSERT_TRUE(test::wait_readable(poll, tl)) << "the listener stopped reporting connections";
+      std::optional<TcpStream> server;
+      accept_one(server);
+      ASSERT_FALSE(testing::Test::HasFatalFailure());
+      ASSERT_FALSE(c->take_error());
+      const Token ts{next_token++};
+      ASSERT_FALSE(poll.registry().add(*server, ts, Interest::readable | Interest::writable));
+      established.push_back(Conn{std::move(*c), std::move(*server), tc, ts});
+    }
     for (std::size_t i = 0; i < established.size(); ++i) {
       echo(established[i], "after EMFILE " + std::to_string(i));
       ASSERT_FALSE(testing::Test::HasFatalFailure());

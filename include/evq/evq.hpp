@@ -5,4 +5,5 @@
 #include "evq/net.hpp"
 #include "evq/poll.hpp"
 #include "evq/result.hpp"
+#include "evq/ring.hpp"
 #include "evq/source.hpp"

@@ -1,7 +1,17 @@
-// src/core/timer_queue.cpp: the 4-ary timer heap.
+// src/core/timer_queue.cpp: the hierarchical timing wheel.
+//
+// Placement: a timer of tick t > cur_tick_ goes to the level of the highest
+// 6-bit digit where t and cur_tick_ differ, in the bucket named by t's digit
+// there. So every timer of level L is earlier than every timer of level L+1,
+// and within a level the buckets are in digit order: the earliest timers are
+// in the lowest set bit of the lowest non-empty level. Moving cur_tick_ to
+// the start of that bucket and filing its timers again sends each one level
+// down, or into the ready heap, so a timer moves at most kLevels times.
 #include "core/timer_queue.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <new>
 
 namespace evq::detail {
 
@@ -16,176 +26,222 @@ std::error_code out_of_memory() noexcept {
 Result<TimerHandle> TimerQueue::add(Token token, std::int64_t deadline_ns,
                                     std::int64_t period_ns) {
   if (period_ns < 0) return errc::invalid_argument;
-  if (size() >= kMaxTimers) return out_of_memory();
-
-  // Taken first: renumbering must not see the placeholder entry pushed below.
-  const std::uint32_t seq = take_seq();
-  // Every allocation happens before any state changes, so a failure leaves
-  // the queue as it was.
+  if (size_ >= kMaxTimers) return out_of_memory();
+  // Both allocations happen before any state changes; a slot pushed before
+  // the second one fails just waits on the free list.
   try {
-    if (heap_.empty()) heap_.resize(kRoot);
-    heap_.emplace_back();
-    if (free_head_ == kNoSlot) {
-      try {
-        slots_.push_back(Slot{Token{}, 0, kNoSlot, 0});
-      } catch (...) {
-        heap_.pop_back();
-        throw;
-      }
+    if (free_head_ == kNone) {
+      slots_.push_back(Slot{0, 0, Token{}, 0, kNone, kNone, 0, 0});
       free_head_ = static_cast<std::uint32_t>(slots_.size() - 1);
     }
+    if (ready_.capacity() < size_ + 1) ready_.reserve(std::max<std::size_t>(64, 2 * (size_ + 1)));
   } catch (const std::bad_alloc&) {
     return out_of_memory();
   }
 
   const std::uint32_t slot = free_head_;
   Slot& s = slots_[slot];
-  free_head_ = s.link;
+  free_head_ = s.next;
+  s.deadline = deadline_ns;
+  s.seq = next_seq_++;
   s.token = token;
   s.period = period_ns;
   ++s.generation;
-  sift_up(heap_.size() - 1, HeapEntry{deadline_ns, seq, slot});
+  ++size_;
+  file(slot);
   return TimerHandle{slot, s.generation};
 }
 
 std::error_code TimerQueue::cancel(TimerHandle h) {
   if (h.slot >= slots_.size() || (h.generation & 1u) == 0) return errc::invalid_timer;
-  Slot& s = slots_[h.slot];
+  const Slot& s = slots_[h.slot];
   if (h.generation != s.generation) {
     // Generations only grow, so an older one was issued and has since ended.
     return h.generation < s.generation ? errc::timer_not_armed : errc::invalid_timer;
   }
-  remove_at(s.link);
+  if (s.bucket == kInReady) {
+    ready_remove(s.prev);
+  } else {
+    unlink(h.slot);
+  }
   release(h.slot);
+  --size_;
   return {};
 }
 
 std::int64_t TimerQueue::next_deadline() const noexcept {
-  return heap_.size() > kRoot ? heap_[kRoot].deadline : std::numeric_limits<std::int64_t>::max();
-}
-
-std::size_t TimerQueue::size() const noexcept {
-  return heap_.size() > kRoot ? heap_.size() - kRoot : 0;
+  // Ready timers have ticks <= cur_tick_ and wheel timers later ones, so the
+  // ready heap's top, when there is one, is the earliest of all.
+  if (!ready_.empty()) return ready_.front().deadline;
+  unsigned level = 0;
+  unsigned digit = 0;
+  if (!earliest_bucket(level, digit)) return std::numeric_limits<std::int64_t>::max();
+  return time_of(bucket_start(level, digit));
 }
 
 std::size_t TimerQueue::expire(std::int64_t now_ns, Event* out, std::size_t capacity) {
+  const std::uint64_t now_tick = tick_of(now_ns);
   std::size_t n = 0;
-  while (n < capacity && heap_.size() > kRoot && heap_[kRoot].deadline <= now_ns) {
-    const std::uint32_t slot = heap_[kRoot].slot;
-    const Slot& s = slots_[slot];
+  while (n < capacity) {
+    if (ready_.empty() || ready_.front().deadline > now_ns) {
+      // Nothing due in the ready heap. Either the wheel has nothing due
+      // either, or its earliest bucket starts by now_tick: cascade it.
+      if (cur_tick_ >= now_tick) break;
+      unsigned level = 0;
+      unsigned digit = 0;
+      if (!earliest_bucket(level, digit) || bucket_start(level, digit) > now_tick) {
+        // No timer in the wheel has a tick <= now_tick, so every placement
+        // stays valid against now_tick; advancing lets timers added later
+        // for this tick go straight to the ready heap.
+        cur_tick_ = now_tick;
+        break;
+      }
+      cur_tick_ = bucket_start(level, digit);
+      cascade(level, digit);
+      continue;
+    }
+
+    const std::uint32_t slot = ready_.front().slot;
+    ready_remove(0);
+    Slot& s = slots_[slot];
     const Token token = s.token;
     std::uint64_t expiries = 1;
-
     if (s.period == 0) {
-      remove_at(kRoot);
       release(slot);
+      --size_;
     } else {
       // Unsigned arithmetic: now - deadline and the advance can exceed
-      // INT64_MAX for deadlines far below zero, and steady_clock's epoch is
-      // unspecified, so those are legal.
+      // INT64_MAX when deadlines lie below zero, which is legal.
       const auto period = static_cast<std::uint64_t>(s.period);
-      const std::uint64_t deadline = static_cast<std::uint64_t>(heap_[kRoot].deadline);
+      const auto deadline = static_cast<std::uint64_t>(s.deadline);
       const std::uint64_t missed = (static_cast<std::uint64_t>(now_ns) - deadline) / period;
       const std::uint64_t headroom =
           static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) - deadline;
-      // missed + 1 can overflow (period 1 over the whole range), so count
-      // with the clamp applied first.
+      // missed + 1 can overflow (period 1 across the whole range): clamp first.
       expiries = std::min<std::uint64_t>(missed, std::numeric_limits<std::uint32_t>::max() - 1) + 1;
       if (missed >= headroom / period) {
-        // The next expiry, deadline + (missed + 1) * period, is past the last
-        // representable instant, which no clock reaches: this was the last.
-        remove_at(kRoot);
+        // The next expiry, deadline + (missed + 1) * period, lies past the
+        // last representable instant, which no clock reaches: this was the last.
         release(slot);
+        --size_;
       } else {
-        // take_seq() may renumber (reorder) the heap, but the root keeps the
-        // same timer because renumbering preserves order.
-        const std::uint32_t seq = take_seq();
-        HeapEntry next = heap_[kRoot];
-        next.deadline = static_cast<std::int64_t>(deadline + (missed + 1) * period);
-        next.seq = seq;
-        // Reusing the root's place costs one sift down instead of a pop and
-        // a push (libev does the same).
-        sift_down(kRoot, next);
+        s.deadline = static_cast<std::int64_t>(deadline + (missed + 1) * period);
+        s.seq = next_seq_++;
+        file(slot);
       }
     }
-
     out[n++] = Event(token, Event::timer_flag, static_cast<std::uint32_t>(expiries));
   }
   return n;
 }
 
-void TimerQueue::sift_up(std::size_t pos, HeapEntry e) noexcept {
-  while (pos > kRoot) {
-    const std::size_t up = parent(pos);
-    if (!earlier(e, heap_[up])) break;
-    place(pos, heap_[up]);
-    pos = up;
+void TimerQueue::file(std::uint32_t slot) noexcept {
+  Slot& s = slots_[slot];
+  const std::uint64_t tick = tick_of(s.deadline);
+  if (tick <= cur_tick_) {
+    ready_push(slot);
+    return;
   }
-  place(pos, e);
+  const unsigned level = static_cast<unsigned>(63 - std::countl_zero(tick ^ cur_tick_)) / kLevelBits;
+  const unsigned digit = static_cast<unsigned>(tick >> (level * kLevelBits)) & (kBuckets - 1);
+  const unsigned bucket = level * kBuckets + digit;
+  s.bucket = static_cast<std::uint16_t>(bucket);
+  s.prev = kNone;
+  s.next = heads_[bucket];
+  if (s.next != kNone) slots_[s.next].prev = slot;
+  heads_[bucket] = slot;
+  occupied_[level] |= std::uint64_t{1} << digit;
 }
 
-void TimerQueue::sift_down(std::size_t pos, HeapEntry e) noexcept {
-  const std::size_t end = heap_.size();
-  for (;;) {
-    const std::size_t first = first_child(pos);
-    if (first >= end) break;
-    std::size_t best = first;
-    if (first + 4 <= end) {
-      // All four children exist (nearly always): a fixed tournament the
-      // compiler unrolls, with no bound checks.
-      const std::size_t a = earlier(heap_[first + 1], heap_[first]) ? first + 1 : first;
-      const std::size_t b = earlier(heap_[first + 3], heap_[first + 2]) ? first + 3 : first + 2;
-      best = earlier(heap_[b], heap_[a]) ? b : a;
-    } else {
-      for (std::size_t c = first + 1; c < end; ++c) {
-        if (earlier(heap_[c], heap_[best])) best = c;
-      }
-    }
-    if (!earlier(heap_[best], e)) break;
-    place(pos, heap_[best]);
-    pos = best;
-  }
-  place(pos, e);
-}
-
-void TimerQueue::remove_at(std::size_t pos) noexcept {
-  const HeapEntry last = heap_.back();
-  heap_.pop_back();
-  if (pos == heap_.size()) return;
-  if (pos > kRoot && earlier(last, heap_[parent(pos)])) {
-    sift_up(pos, last);
+void TimerQueue::unlink(std::uint32_t slot) noexcept {
+  const Slot& s = slots_[slot];
+  if (s.prev != kNone) {
+    slots_[s.prev].next = s.next;
   } else {
-    sift_down(pos, last);
+    heads_[s.bucket] = s.next;
+    if (s.next == kNone) occupied_[s.bucket / kBuckets] &= ~(std::uint64_t{1} << (s.bucket % kBuckets));
+  }
+  if (s.next != kNone) slots_[s.next].prev = s.prev;
+}
+
+bool TimerQueue::earliest_bucket(unsigned& level, unsigned& digit) const noexcept {
+  for (unsigned l = 0; l < kLevels; ++l) {
+    if (occupied_[l] != 0) {
+      level = l;
+      digit = static_cast<unsigned>(std::countr_zero(occupied_[l]));
+      return true;
+    }
+  }
+  return false;
+}
+
+std::uint64_t TimerQueue::bucket_start(unsigned level, unsigned digit) const noexcept {
+  const unsigned shift = level * kLevelBits;
+  const unsigned above = shift + kLevelBits;
+  const std::uint64_t high = above >= 64 ? 0 : (cur_tick_ >> above) << above;
+  return high | (std::uint64_t{digit} << shift);
+}
+
+void TimerQueue::cascade(unsigned level, unsigned digit) noexcept {
+  const unsigned bucket = level * kBuckets + digit;
+  std::uint32_t i = heads_[bucket];
+  heads_[bucket] = kNone;
+  occupied_[level] &= ~(std::uint64_t{1} << digit);
+  while (i != kNone) {
+    const std::uint32_t next = slots_[i].next;
+    // Lands in a lower level or the ready heap, never back here: cur_tick_
+    // now shares this bucket's digits from `level` up.
+    file(i);
+    i = next;
   }
 }
 
 void TimerQueue::release(std::uint32_t slot) noexcept {
   Slot& s = slots_[slot];
   ++s.generation;
-  s.link = free_head_;
+  s.next = free_head_;
   free_head_ = slot;
 }
 
-std::uint32_t TimerQueue::take_seq() noexcept {
-  if (next_seq_ == std::numeric_limits<std::uint32_t>::max()) renumber();
-  return next_seq_++;
+void TimerQueue::ready_push(std::uint32_t slot) noexcept {
+  Slot& s = slots_[slot];
+  s.bucket = kInReady;
+  ready_.emplace_back();  // within the capacity add() reserved
+  ready_sift_up(ready_.size() - 1, ReadyEntry{s.deadline, s.seq, slot});
 }
 
-// A 32-bit sequence keeps HeapEntry at 16 bytes. When it runs out (once per
-// 4 billion insertions), sort the heap, which leaves a valid heap since a
-// sorted array is one, and number the timers again from 0 in that order.
-void TimerQueue::renumber() noexcept {
-  if (heap_.size() <= kRoot) {
-    next_seq_ = 0;
-    return;
+void TimerQueue::ready_remove(std::size_t pos) noexcept {
+  const ReadyEntry last = ready_.back();
+  ready_.pop_back();
+  if (pos == ready_.size()) return;
+  if (pos > 0 && earlier(last, ready_[(pos - 1) / 2])) {
+    ready_sift_up(pos, last);
+  } else {
+    ready_sift_down(pos, last);
   }
-  std::sort(heap_.begin() + kRoot, heap_.end(), earlier);
-  std::uint32_t seq = 0;
-  for (std::size_t pos = kRoot; pos < heap_.size(); ++pos) {
-    heap_[pos].seq = seq++;
-    slots_[heap_[pos].slot].link = static_cast<std::uint32_t>(pos);
+}
+
+void TimerQueue::ready_sift_up(std::size_t pos, ReadyEntry e) noexcept {
+  while (pos > 0) {
+    const std::size_t up = (pos - 1) / 2;
+    if (!earlier(e, ready_[up])) break;
+    ready_place(pos, ready_[up]);
+    pos = up;
   }
-  next_seq_ = seq;
+  ready_place(pos, e);
+}
+
+void TimerQueue::ready_sift_down(std::size_t pos, ReadyEntry e) noexcept {
+  const std::size_t end = ready_.size();
+  for (;;) {
+    std::size_t child = 2 * pos + 1;
+    if (child >= end) break;
+    if (child + 1 < end && earlier(ready_[child + 1], ready_[child])) ++child;
+    if (!earlier(ready_[child], e)) break;
+    ready_place(pos, ready_[child]);
+    pos = child;
+  }
+  ready_place(pos, e);
 }
 
 }  // namespace evq::detail

@@ -6,6 +6,15 @@
 #include "net/windows/socket_ops.hpp"
 
 namespace evq {
+namespace {
+
+// Reading after shutdown(Shutdown::read): Winsock fails with WSAESHUTDOWN
+// where Linux returns 0 (end of stream). evq says what Linux says.
+bool read_side_shut(const std::error_code& ec) noexcept {
+  return ec.value() == WSAESHUTDOWN && ec.category() == detail::windows_category();
+}
+
+}  // namespace
 
 Result<TcpListener> TcpListener::bind(const SocketAddr& addr) {
   auto s = windows::open_socket(windows::address_family(addr), SOCK_STREAM, IPPROTO_TCP);
@@ -58,7 +67,10 @@ Result<TcpStream> TcpStream::connect(const SocketAddr& addr) {
 
 Result<std::size_t> TcpStream::read(std::span<std::byte> buf) {
   auto r = windows::recv_some(handle_, buf);
-  if (!r && windows::is_would_block(r.error())) on_would_block(Interest::readable);
+  if (!r) {
+    if (windows::is_would_block(r.error())) on_would_block(Interest::readable);
+    else if (read_side_shut(r.error())) return std::size_t{0};
+  }
   return r;
 }
 
@@ -70,7 +82,10 @@ Result<std::size_t> TcpStream::write(std::span<const std::byte> buf) {
 
 Result<std::size_t> TcpStream::read_vectored(std::span<const IoSliceMut> bufs) {
   auto r = windows::recv_vectored(handle_, bufs);
-  if (!r && windows::is_would_block(r.error())) on_would_block(Interest::readable);
+  if (!r) {
+    if (windows::is_would_block(r.error())) on_would_block(Interest::readable);
+    else if (read_side_shut(r.error())) return std::size_t{0};
+  }
   return r;
 }
 
@@ -82,7 +97,10 @@ Result<std::size_t> TcpStream::write_vectored(std::span<const IoSlice> bufs) {
 
 Result<std::size_t> TcpStream::peek(std::span<std::byte> buf) {
   auto r = windows::recv_some(handle_, buf, MSG_PEEK);
-  if (!r && windows::is_would_block(r.error())) on_would_block(Interest::readable);
+  if (!r) {
+    if (windows::is_would_block(r.error())) on_would_block(Interest::readable);
+    else if (read_side_shut(r.error())) return std::size_t{0};
+  }
   return r;
 }
 

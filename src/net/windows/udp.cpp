@@ -66,7 +66,7 @@ Result<std::size_t> UdpSocket::send(std::span<const std::byte> buf) {
 Result<std::size_t> UdpSocket::recv(std::span<std::byte> buf) {
   auto r = windows::recv_some(handle_, buf);
   if (!r) {
-    if (truncated(r.error())) return buf.size();
+    if (truncated(r.error())) return static_cast<std::size_t>(windows::clamp_len(buf.size()));
     if (windows::is_would_block(r.error())) on_would_block(Interest::readable);
   }
   return as_linux_udp_error(r);
