@@ -2,9 +2,9 @@
 //
 // Portability, in short (the README has the table):
 //  - Edge, level and oneshot work on every backend. epoll, kqueue and io_uring
-//    have them natively; poll(2) emulates edge with evq's own sockets (which
-//    re-arm when an operation returns would-block) and refuses edge for a raw
-//    SourceFd with errc::trigger_unsupported.
+//    have them natively; poll(2) and IOCP emulate edge with evq's own sockets
+//    (which re-arm when an operation returns would-block) and refuse edge for
+//    a raw SourceFd/SourceSocket with errc::trigger_unsupported.
 //  - Edge means: after an event, read/write until would-block before waiting
 //    for the next one.
 //  - Spurious events can happen on every backend; treat an event as a hint.

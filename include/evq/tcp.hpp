@@ -63,8 +63,9 @@ class TcpStream : public Source {
   std::error_code set_linger(std::optional<std::chrono::seconds> linger);
   Result<SocketAddr> peer_addr() const;
   Result<SocketAddr> local_addr() const;
-  // The pending socket error (SO_ERROR), cleared by reading it: e.g.
-  // connection_refused after a failed connect. Empty when none.
+  // The pending socket error (SO_ERROR): e.g. connection_refused after a
+  // failed connect. Empty when none. POSIX clears it by reading it; Windows
+  // (and Wine) keep a failed connect's error after it is read.
   std::error_code take_error();
 
   TcpStream(TcpStream&&) noexcept = default;
