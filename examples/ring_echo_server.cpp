@@ -86,7 +86,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: ring_echo_server [port]\n");
     return 2;
   }
+#ifdef SIGPIPE  // POSIX only; Windows has no SIGPIPE
   std::signal(SIGPIPE, SIG_IGN);
+#endif
 
   // Declared before the Ring, so destroyed after it: ~Ring ends every
   // operation first, and only then do the sockets and the pool go.
