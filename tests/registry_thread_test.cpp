@@ -34,7 +34,8 @@ TEST(RegistryThreads, AddFromAnotherThreadWakesBlockedPoll) {
     SCOPED_TRACE(testing::Message() << "round " << round);
     auto pair = test::connected_tcp_pair();
     ASSERT_TRUE(pair);
-    auto& [a, b] = *pair;
+    TcpStream& a = pair->first;
+    TcpStream& b = pair->second;
     const Token token{static_cast<std::uint64_t>(round + 1)};
     const Trigger trigger = round % 2 ? Trigger::level : Trigger::edge;
     const bool write_first = round % 4 < 2;
@@ -93,7 +94,8 @@ TEST(RegistryThreads, RemoveFromAnotherThreadWhilePolling) {
     SCOPED_TRACE(testing::Message() << "round " << round);
     auto pair = test::connected_tcp_pair();
     ASSERT_TRUE(pair);
-    auto& [a, b] = *pair;
+    TcpStream& a = pair->first;
+    TcpStream& b = pair->second;
     ASSERT_FALSE(poll.registry().add(b, io, Interest::readable,
                                      round % 2 ? Trigger::level : Trigger::edge));
     std::atomic<bool> removed{false};

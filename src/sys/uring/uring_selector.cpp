@@ -1,9 +1,9 @@
 #include "sys/uring/uring_selector.hpp"
 
-#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,7 +66,15 @@ int setup(io_uring& ring) noexcept {
   io_uring_params p{};
   // SUBMIT_ALL: a POLL_ADD that fails (a descriptor closed without remove())
   // must not leave the SQEs behind it unsubmitted.
-  p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+  // COOP_TASKRUN (5.19): a poll's wake-up runs task work on the poller, and by
+  // default an IPI interrupts the poller for it while it handles events.
+  // Without the IPI the work waits for the poller's next system call (its
+  // reads and writes, or the wait). Measured, echo server with 100
+  // connections, 64 B messages, interleaved rounds: about 11,000 round
+  // trips/s without, 17,000 with, 17,000 for the epoll backend. Safe because
+  // the poller submits every poll (see the header).
+  p.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP |
+            IORING_SETUP_COOP_TASKRUN;
   p.cq_entries = kCqEntries;
   const int r = io_uring_queue_init_params(kSqEntries, &ring, &p);
   if (r < 0) return r;
@@ -103,6 +111,8 @@ struct UringSelector::State {
     bool armed = false;   // a poll with the current seq is in the SQ or the kernel
     bool queued = false;  // in to_arm
     bool waker = false;   // a user waker's eventfd, closed by remove_waker
+    std::size_t out_index = 0;  // where reap() put its event in batch `batch`
+    std::uint64_t batch = 0;
   };
 
   io_uring ring{};
@@ -113,6 +123,7 @@ struct UringSelector::State {
   std::vector<std::uint64_t> to_cancel;
   bool in_wait = false;  // the poller owns the SQ until it is back from io_uring_enter
   bool kicked = false;   // and has been poked since
+  std::uint64_t batch = 0;  // reap() calls so far: poller only
 
   State() noexcept { ring.ring_fd = -1; }
   ~State() {
@@ -152,6 +163,16 @@ struct UringSelector::State {
       if (!kicked) kicked = !poke(wakefd);
     } else if (!to_cancel.empty()) {
       (void)submit(fill_sq(/*arms=*/false));
+    }
+  }
+
+  // After dropped CQEs (below) nobody knows which polls ended: start them all
+  // again. Spurious events follow, lost ones do not.
+  void rearm_all() {
+    for (std::size_t fd = 0; fd < entries.size(); ++fd) {
+      if (!entries[fd].active) continue;
+      retire(entries[fd], static_cast<int>(fd));
+      arm_later(entries[fd], static_cast<int>(fd));
     }
   }
 
@@ -234,8 +255,11 @@ struct UringSelector::State {
   // Poller only. Turns CQEs into events; stops before the one that would not
   // fit, leaving it in the CQ for the next call. Reads up to the tail seen on
   // entry, as epoll_wait returns a snapshot: a waker woken again while this
-  // runs is reported by the next call, not twice by this one.
+  // runs is reported by the next call, not twice by this one. A multishot
+  // poll posts a CQE per wake-up, so one registration may have several here:
+  // they become one event, as with epoll.
   std::size_t reap(Event* out, std::size_t capacity, const RegistrationTable& table) {
+    ++batch;
     io_uring_cq& cq = ring.cq;
     const unsigned tail = io_uring_smp_load_acquire(cq.ktail);
     unsigned head = *cq.khead;
@@ -263,7 +287,14 @@ struct UringSelector::State {
       // A failed arm (EBADF: closed without remove()) is reported once.
       const std::uint32_t flags =
           res >= 0 ? static_cast<std::uint32_t>(res) & kEventBits : Event::error_flag | Event::hangup_flag;
-      out[m++] = Event(Token{reg->token.load(std::memory_order_relaxed)}, flags);
+      const Token token{reg->token.load(std::memory_order_relaxed)};
+      if (e.batch == batch) {
+        out[e.out_index] = Event(token, out[e.out_index].flags() | flags);
+        continue;
+      }
+      e.batch = batch;
+      e.out_index = m;
+      out[m++] = Event(token, flags);
     }
     io_uring_smp_store_release(cq.khead, head);
     return m;
@@ -284,9 +315,8 @@ bool UringSelector::supported() noexcept {
 
 Result<UringSelector> UringSelector::open() {
   auto s = std::make_unique<State>();
-  s->ring.ring_fd = -1;
   if (const int r = setup(s->ring)) {
-    s->ring.ring_fd = -1;
+    s->ring.ring_fd = -1;  // liburing may have left a closed one there
     if (unavailable(-r)) return errc::backend_unavailable;
     return errno_code(-r);
   }
@@ -302,8 +332,13 @@ UringSelector::~UringSelector() = default;
 
 std::error_code UringSelector::add(int fd, std::uint64_t data, Interest interest, Trigger trigger) {
   // The poll is submitted later, by the poller: check now what epoll_ctl
-  // would have refused at once.
-  if (::fcntl(fd, F_GETFD) < 0) return errno_code();
+  // would have refused at once. A file with no wait queue (regular file,
+  // directory, block device) is always ready, and a multishot poll on it
+  // ends at once (measured: a regular file gave one CQE without
+  // IORING_CQE_F_MORE), so edge would turn into level: EPERM, as epoll says.
+  struct stat st;
+  if (::fstat(fd, &st) < 0) return errno_code();
+  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) return errno_code(EPERM);
   std::lock_guard lock(s_->mu);
   s_->configure(fd, data, to_poll(interest), trigger, false);
   return {};
@@ -343,10 +378,12 @@ std::error_code UringSelector::select(Event* out, std::size_t capacity,
   s.in_wait = false;
   s.kicked = false;
   n = s.reap(out, capacity, table);
-  // Submitted SQEs hide the wait's result (r > 0); with no event the core
-  // goes round anyway. ETIME: the timeout expired. EBUSY/EAGAIN: the CQ
-  // overflowed and was just drained. EBADR: CQEs were dropped (the kernel ran
-  // out of memory for its overflow list); nothing can bring them back.
+  // EBADR: the kernel dropped CQEs (no memory for its overflow list), maybe
+  // the last one of a multishot poll.
+  if (r == -EBADR) s.rearm_all();
+  // Submitted SQEs hide the wait's result (r > 0; the kernel reports EBADR
+  // at the next call without SQEs); with no event the core goes round anyway.
+  // ETIME: the timeout expired. EBUSY/EAGAIN: the CQ overflowed, just drained.
   if (n || r >= 0 || r == -ETIME || r == -EBUSY || r == -EAGAIN || r == -EBADR) return {};
   return errno_code(-r);  // EINTR: the core retries with the remaining time
 }

@@ -1,8 +1,9 @@
 // Linux io_uring as a readiness backend: one IORING_OP_POLL_ADD per
-// registration, events read from the completion queue. Needs Linux >= 5.18
+// registration, events read from the completion queue. Needs Linux >= 5.19
 // (multishot poll 5.13, IOSQE_CQE_SKIP_SUCCESS 5.17, IORING_SETUP_SUBMIT_ALL
-// 5.18); supported() says whether io_uring_setup works here at all (seccomp
-// filters, kernel.io_uring_disabled and older kernels make it fail).
+// 5.18, IORING_SETUP_COOP_TASKRUN 5.19). supported() says whether
+// io_uring_setup works here at all (seccomp filters,
+// kernel.io_uring_disabled and older kernels make it fail).
 //
 // Triggers: all three native (so native_edge, and rearm() does nothing).
 // Measured on Linux 6.18 with liburing 2.3; the kernel lines cited are in
@@ -38,6 +39,9 @@
 //   not waiting, remove() submits it at once. A live poll holds a reference to
 //   the file, so the user's close() would not close the socket otherwise.
 //   Measured: the peer saw no EOF after close() until the poll was cancelled.
+//   The cancelled poll completes as task work on the poller: on the poller
+//   thread before remove() returns, from another thread at the poller's next
+//   system call.
 // - The kernel's user data is fd | seq << 32, and a table indexed by
 //   descriptor (the core registers each at most once) holds the core's user
 //   data, trigger and mask. The seq changes with every add/modify/remove, so a
@@ -51,10 +55,16 @@
 //   priority with plain data. A poll for POLLPRI alone ignores those wake-ups
 //   (io_poll_wake skips IO_ASYNC_POLL_COMMON = EPOLLONESHOT|EPOLLPRI when
 //   matching) and misses TCP urgent data. Register priority with readable.
-// - Regular files are accepted and are always ready (epoll_ctl: EPERM).
-// - remove() from another thread wakes a waiting poller once (no event).
-// - Errors that epoll_ctl reports at once, other than a closed descriptor
-//   (checked in add), come as an event with error|hangup set.
+// - remove() from another thread wakes a waiting poller once (no event), and
+//   the socket it then closes stays open until the poller next enters the
+//   kernel (see remove() above).
+// - The thread that polls runs the kernel's task work for every poll; if it
+//   blocks in another system call between polls, a wake-up can end that call
+//   with EINTR (measured with epoll_wait). Polling from a new thread works:
+//   the polls of a thread that exits end with -ECANCELED and are re-armed.
+// - Errors that epoll_ctl reports at once, other than a closed descriptor or
+//   a file with no wait queue (checked in add: EBADF, EPERM), come as an
+//   event with error|hangup set.
 #pragma once
 
 #include <cstddef>
