@@ -70,6 +70,12 @@ std::error_code TimerQueue::cancel(TimerHandle h) {
 }
 
 std::int64_t TimerQueue::next_deadline() const noexcept {
+  if (cascading_ != kNone) {
+    // cur_tick_ began at or before the now of the expire() that ran out of
+    // budget, and the timers left to move are not earlier than it.
+    const std::int64_t resume = time_of(cur_tick_);
+    return ready_.empty() ? resume : std::min(resume, ready_.front().deadline);
+  }
   // Ready timers have ticks <= cur_tick_ and wheel timers later ones, so the
   // ready heap's top, when there is one, is the earliest of all.
   if (!ready_.empty()) return ready_.front().deadline;
@@ -81,6 +87,8 @@ std::int64_t TimerQueue::next_deadline() const noexcept {
 
 std::size_t TimerQueue::expire(std::int64_t now_ns, Event* out, std::size_t capacity) {
   const std::uint64_t now_tick = tick_of(now_ns);
+  std::size_t budget = cascade_budget_;
+  if (cascading_ != kNone && !cascade(cascading_, budget)) return 0;
   std::size_t n = 0;
   while (n < capacity) {
     if (ready_.empty() || ready_.front().deadline > now_ns) {
@@ -97,7 +105,7 @@ std::size_t TimerQueue::expire(std::int64_t now_ns, Event* out, std::size_t capa
         break;
       }
       cur_tick_ = bucket_start(level, digit);
-      cascade(level, digit);
+      if (!cascade(level * kBuckets + digit, budget)) break;
       continue;
     }
 
@@ -182,18 +190,29 @@ std::uint64_t TimerQueue::bucket_start(unsigned level, unsigned digit) const noe
   return high | (std::uint64_t{digit} << shift);
 }
 
-void TimerQueue::cascade(unsigned level, unsigned digit) noexcept {
-  const unsigned bucket = level * kBuckets + digit;
+// Moves the bucket's timers down, at most `budget` of them; false when some
+// are left (the bucket stays a valid list, resumed by the next expire()).
+bool TimerQueue::cascade(unsigned bucket, std::size_t& budget) noexcept {
   std::uint32_t i = heads_[bucket];
-  heads_[bucket] = kNone;
-  occupied_[level] &= ~(std::uint64_t{1} << digit);
   while (i != kNone) {
+    if (budget == 0) {
+      heads_[bucket] = i;
+      slots_[i].prev = kNone;
+      cascading_ = bucket;
+      return false;
+    }
+    --budget;
     const std::uint32_t next = slots_[i].next;
     // Lands in a lower level or the ready heap, never back here: cur_tick_
-    // now shares this bucket's digits from `level` up.
+    // now shares this bucket's digits from its level up. Timers added
+    // meanwhile cannot land here either, for the same reason.
     file(i);
     i = next;
   }
+  heads_[bucket] = kNone;
+  occupied_[bucket / kBuckets] &= ~(std::uint64_t{1} << (bucket % kBuckets));
+  cascading_ = kNone;
+  return true;
 }
 
 void TimerQueue::release(std::uint32_t slot) noexcept {
