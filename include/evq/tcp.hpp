@@ -20,6 +20,9 @@ using IoSliceMut = std::span<std::byte>;
 using IoSlice = std::span<const std::byte>;
 
 class TcpStream;
+namespace detail {
+struct SocketAccess;  // src/net/socket_access.hpp: for native Ring engines
+}
 
 // Non-blocking, close-on-exec, move-only; closed (and removed from its
 // Registry) on destruction.
@@ -74,6 +77,7 @@ class TcpStream : public Source {
 
  private:
   friend class TcpListener;
+  friend struct detail::SocketAccess;
   explicit TcpStream(NativeHandle h) noexcept : Source(h, true) {}
 };
 
