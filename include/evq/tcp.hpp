@@ -7,9 +7,16 @@
 #include <span>
 #include <utility>
 
+#include "evq/platform.hpp"
 #include "evq/result.hpp"
 #include "evq/socket_addr.hpp"
 #include "evq/source.hpp"
+
+#if EVQ_POSIX
+#include <sys/socket.h>  // read() and write() below are inline on POSIX
+#include <sys/types.h>
+#include <unistd.h>
+#endif
 
 namespace evq {
 
@@ -79,6 +86,38 @@ class TcpStream : public Source {
   friend class TcpListener;
   friend struct detail::SocketAccess;
   explicit TcpStream(NativeHandle h) noexcept : Source(h, true) {}
+  // The failure path of the inline read()/write(): errno as an error_code,
+  // and on would-block the registration's re-arm (Source::on_would_block).
+  std::error_code io_failed(Interest direction) noexcept;
 };
+
+#if EVQ_POSIX
+namespace detail {
+// Linux and the BSDs: MSG_NOSIGNAL. Darwin before it had the flag: 0, and
+// SO_NOSIGPIPE set on every socket at birth does the same job.
+#if defined(MSG_NOSIGNAL)
+inline constexpr int send_flags = MSG_NOSIGNAL;
+#else
+inline constexpr int send_flags = 0;
+#endif
+}  // namespace detail
+
+// Inline on POSIX: these are the calls a server makes most. Out of line the
+// wrapper cost 15 instructions a call beside the system call, and recv()
+// three more than read() in glibc (callgrind, bench W2: about a quarter of
+// evq's instructions per echoed request). No EINTR loop: a non-blocking
+// socket never sleeps, so never fails with EINTR.
+inline Result<std::size_t> TcpStream::read(std::span<std::byte> buf) {
+  const ::ssize_t r = ::read(handle_, buf.data(), buf.size());
+  if (r >= 0) [[likely]] return static_cast<std::size_t>(r);
+  return io_failed(Interest::readable);
+}
+
+inline Result<std::size_t> TcpStream::write(std::span<const std::byte> buf) {
+  const ::ssize_t r = ::send(handle_, buf.data(), buf.size(), detail::send_flags);
+  if (r >= 0) [[likely]] return static_cast<std::size_t>(r);
+  return io_failed(Interest::writable);
+}
+#endif
 
 }  // namespace evq

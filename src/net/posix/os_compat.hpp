@@ -19,7 +19,12 @@
 #include <cerrno>
 #include <climits>
 
+#include "evq/tcp.hpp"
+
 namespace evq::posix {
+
+// No SIGPIPE from send(): defined with the inline TcpStream::write.
+using detail::send_flags;
 
 // POSIX lets EAGAIN and EWOULDBLOCK differ; they are equal on every system evq
 // targets, so "would block" is one errno value and one comparison.
@@ -42,9 +47,6 @@ inline constexpr bool have_abstract_unix_names = false;
 
 #if defined(__APPLE__)
 
-// No MSG_NOSIGNAL on older SDKs: SO_NOSIGPIPE, set on every socket at birth,
-// does the same job.
-inline constexpr int send_flags = 0;
 // Darwin's SO_LINGER counts clock ticks; SO_LINGER_SEC counts seconds.
 inline constexpr int linger_option = SO_LINGER_SEC;
 
@@ -109,7 +111,6 @@ inline int open_pipe(int fds[2]) noexcept {
 
 #else  // Linux, FreeBSD, NetBSD, OpenBSD, DragonFly: atomic flags.
 
-inline constexpr int send_flags = MSG_NOSIGNAL;
 inline constexpr int linger_option = SO_LINGER;
 
 inline int open_socket(int domain, int type) noexcept {

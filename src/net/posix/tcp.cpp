@@ -71,16 +71,11 @@ Result<TcpStream> TcpStream::connect(const SocketAddr& addr) {
   return stream;
 }
 
-Result<std::size_t> TcpStream::read(std::span<std::byte> buf) {
-  auto r = posix::recv_some(handle_, buf);
-  if (!r && posix::is_would_block(r.error())) on_would_block(Interest::readable);
-  return r;
-}
-
-Result<std::size_t> TcpStream::write(std::span<const std::byte> buf) {
-  auto r = posix::send_some(handle_, buf);
-  if (!r && posix::is_would_block(r.error())) on_would_block(Interest::writable);
-  return r;
+// read() and write() are inline in evq/tcp.hpp; this is their failure path.
+std::error_code TcpStream::io_failed(Interest direction) noexcept {
+  const std::error_code ec = detail::errno_code();
+  if (posix::is_would_block(ec)) on_would_block(direction);
+  return ec;
 }
 
 Result<std::size_t> TcpStream::read_vectored(std::span<const IoSliceMut> bufs) {
