@@ -11,7 +11,7 @@ const std::vector<ModelInfo>& all_models() {
       {ModelId::busy_poll, "busy-poll", "non-blocking, one thread reading every socket in a loop", true},
       {ModelId::evq_default, "evq", "evq readiness, default backend (epoll on Linux)", true},
       {ModelId::evq_poll, "evq-poll", "evq readiness on poll(2)", true},
-      {ModelId::evq_ring, "evq-ring", "evq completion (Ring): not built yet", false},
+      {ModelId::evq_ring, "evq-ring", "evq completion (Ring): native io_uring/IOCP, else emulated", true},
   };
   return models;
 }
@@ -57,7 +57,14 @@ std::string model_label(ModelId id) {
       return label;
     }
     case ModelId::evq_poll: return "evq (poll)";
-    case ModelId::evq_ring: return "evq Ring";
+    case ModelId::evq_ring: {
+      static const std::string label = [] {
+        auto ring = evq::Ring::create();
+        if (!ring) return std::string("evq Ring");
+        return "evq Ring (" + std::string(evq::to_string(ring->backend())) + (ring->is_native() ? ")" : ", emulated)");
+      }();
+      return label;
+    }
   }
   return "?";
 }

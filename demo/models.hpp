@@ -1,9 +1,8 @@
 // The ways of handling I/O that the demo compares, by name.
 //
-// Extension point: evq's completion API (Ring) has not landed. When it does,
-// give ModelId::evq_ring a server in server_evq_ring.cpp, list it in
-// run_server (servers.cpp) and set `built` to true in models.cpp; the client,
-// the measurements, the table and the report need no change.
+// A new model: a server in server_<name>.cpp, a case in run_server
+// (servers.cpp) and an entry in models.cpp; the client, the measurements, the
+// table and the report need no change.
 #pragma once
 
 #include <optional>
@@ -19,7 +18,7 @@ enum class ModelId {
   busy_poll,              // non-blocking sockets read in a loop on one thread
   evq_default,            // evq readiness (Poll) on the platform's best backend
   evq_poll,               // evq readiness on poll(2): the O(n) contrast
-  evq_ring,               // evq completion (Ring): not built yet
+  evq_ring,               // evq completion (Ring): one recv in flight per connection
 };
 
 struct ModelInfo {

@@ -12,7 +12,7 @@ int run_server(ModelId model, int pool_threads) {
     case ModelId::busy_poll: return run_busy_poll_server();
     case ModelId::evq_default: return run_evq_server(false);
     case ModelId::evq_poll: return run_evq_server(true);
-    case ModelId::evq_ring: break;  // not built yet: see models.hpp
+    case ModelId::evq_ring: return run_evq_ring_server();
   }
   server::fail("this model", std::make_error_code(std::errc::function_not_supported));
 }

@@ -14,5 +14,6 @@ int run_thread_per_connection_server();
 int run_thread_pool_server(int threads);
 int run_busy_poll_server();
 int run_evq_server(bool poll_backend);
+int run_evq_ring_server();
 
 }  // namespace demo
