@@ -44,6 +44,7 @@ windows_tests() {
     -DCMAKE_BUILD_TYPE=Release -DEVQ_BUILD_DEMO=OFF >/dev/null
   cmake --build build/windows -j"$jobs"
   export WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEPREFIX="$PWD/build/wineprefix"
+  mkdir -p "$WINEPREFIX"  # wineserver -p fails on a prefix that does not exist yet
   wineserver -p >/dev/null 2>&1
   wine wineboot >/dev/null 2>&1 </dev/null || true
   local rc=0
