@@ -691,6 +691,34 @@ TEST(RingCancel, MiddleOfAQueue) {
   EXPECT_EQ(x, std::string(8, 'x'));
 }
 
+// Cancel keeps finding operations across its first call (which may set up
+// what it searches) and later ones: before, in between and after, whether
+// they completed, are parked or are still queued.
+TEST(RingCancel, FindsOperationsSubmittedBeforeAndAfterEarlierCancels) {
+  auto [a, b] = unix_pair();
+  Ring ring = make_ring();
+  std::string x(8, '\0'), y(8, '\0'), z(8, '\0');
+  ASSERT_FALSE(ring.timeout(kC, 0ms));  // completes before any cancel
+  ASSERT_EQ(one(ring).token(), kC);
+  ASSERT_FALSE(ring.read(b, buf_of(x), kA));
+  EXPECT_TRUE(flush(ring).empty());
+  EXPECT_EQ(ring.cancel(kC), ring_errc::unknown_token) << "completed: nothing to cancel";
+  ASSERT_FALSE(ring.read(b, buf_of(y), kB));  // after the first cancel, parked behind x's read
+  ASSERT_FALSE(ring.cancel(kA));
+  Completion first = one(ring);
+  EXPECT_EQ(first.token(), kA);
+  EXPECT_TRUE(first.is_canceled()) << describe(first);
+  ASSERT_FALSE(ring.read(b, buf_of(z), kC));  // queued, not yet started
+  ASSERT_FALSE(ring.cancel(kC));
+  ASSERT_FALSE(ring.cancel(kB));
+  auto got = collect(ring, 2);
+  ASSERT_EQ(got.size(), 2u);
+  for (Completion& c : got) EXPECT_TRUE(c.is_canceled()) << describe(c);
+  EXPECT_EQ(ring.in_flight(), 0u);
+  EXPECT_EQ(ring.cancel(kA), ring_errc::unknown_token);
+  EXPECT_EQ(x + y + z, std::string(24, '\0'));
+}
+
 // ---- Timeouts ------------------------------------------------------------------------------
 
 TEST(RingTimeout, OrderAndNeverEarly) {

@@ -56,6 +56,8 @@ struct OpRecord {
   // Bumped each time the record is freed: engines put it next to the index
   // in whatever the kernel hands back, to drop what refers to an older use.
   std::uint32_t generation = 1;
+  // Submission order, for building the token index on demand (RingState).
+  std::uint64_t seq = 0;
   NativeHandle handle = invalid_handle;  // the source's descriptor; connect: set by the engine
   Source* source = nullptr;              // the user's object (see SourceType); null for connect/timeout
   std::byte* data = nullptr;             // read/recv_from: writable; write/send_to: read only

@@ -1,6 +1,8 @@
 #include "core/ring_state.hpp"
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 namespace evq::detail {
 
@@ -13,9 +15,12 @@ Result<OpRecord*> RingState::submit(RingOp kind, Token token) noexcept {
   OpRecord& op = ops_[*i];
   op.token = token;
   op.kind = kind;
-  if (auto ec = index_.insert(ops_, *i)) {
-    ops_.release(*i);
-    return ec;
+  op.seq = next_seq_++;
+  if (indexed_) {
+    if (auto ec = index_.insert(ops_, *i)) {
+      ops_.release(*i);
+      return ec;
+    }
   }
   op.state = OpState::queued;
   if (submit_tail_ == no_op)
@@ -27,7 +32,32 @@ Result<OpRecord*> RingState::submit(RingOp kind, Token token) noexcept {
   return &op;
 }
 
+// Every operation not yet completed and not cancelled, inserted oldest first
+// so that each token's list runs newest to oldest, as if indexed all along.
+std::error_code RingState::build_index() noexcept {
+  std::vector<OpIndex> live;
+  try {
+    live.reserve(in_flight_);
+    for (OpIndex i = 0; i < ops_.extent(); ++i)
+      if (ops_[i].state != OpState::free && !ops_[i].cancel_requested) live.push_back(i);
+  } catch (...) {
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  std::sort(live.begin(), live.end(), [&](OpIndex a, OpIndex b) { return ops_[a].seq < ops_[b].seq; });
+  for (const OpIndex i : live) {
+    if (auto ec = index_.insert(ops_, i)) {
+      index_.clear();
+      return ec;
+    }
+  }
+  indexed_ = true;
+  return {};
+}
+
 std::error_code RingState::cancel(Token token) noexcept {
+  if (!indexed_) {
+    if (auto ec = build_index()) return ec;
+  }
   const OpIndex newest = index_.find(token);
   if (newest == no_op) return ring_errc::unknown_token;
   OpIndex oldest = newest;
@@ -72,8 +102,8 @@ Completion& RingState::slot() noexcept {
 void RingState::complete(OpIndex i, std::error_code error, std::size_t bytes) noexcept {
   OpRecord& op = ops_[i];
   assert(op.state == OpState::in_engine);
-  if (!op.cancel_requested) index_.erase(ops_, i);
-  // Every field is written: slots are reused without being reset.
+  if (indexed_ && !op.cancel_requested) index_.erase(ops_, i);
+  // Every field but peer_ is written: slots are reused without being reset.
   Completion& c = slot();
   c.token_ = op.token;
   c.op_ = op.kind;
@@ -89,8 +119,8 @@ void RingState::complete(OpIndex i, std::error_code error, std::size_t bytes) no
   }
   c.buffer_ = op.buffer;
   c.buffer_id_ = op.buffer_id;
-  const bool has_peer = op.kind == RingOp::accept || op.kind == RingOp::connect || op.kind == RingOp::recv_from;
-  c.peer_ = has_peer ? op.addr : SocketAddr{};
+  // peer() is unspecified for the other operations (ring.hpp): not written.
+  if (op.kind == RingOp::accept || op.kind == RingOp::connect || op.kind == RingOp::recv_from) c.peer_ = op.addr;
   if (op.stream) c.stream_.emplace(std::move(*op.stream));
   ops_.release(i);
 }
@@ -111,7 +141,7 @@ void RingState::emit_wake(Token token) noexcept {
 void RingState::discard(OpIndex i) noexcept {
   OpRecord& op = ops_[i];
   assert(!op.buffer);
-  if (!op.cancel_requested) index_.erase(ops_, i);
+  if (indexed_ && !op.cancel_requested) index_.erase(ops_, i);
   ops_.release(i);
   --in_flight_;
 }

@@ -143,9 +143,17 @@ class RingState {
   };
 
   Completion& slot() noexcept;
+  std::error_code build_index() noexcept;
 
   OpTable ops_;
+  // Built by the first cancel(), kept from then on. Until then submitting
+  // and completing skip it: a hash insert and a backward-shift erase per
+  // operation, about 90 instructions of the ~250 the portable core spent per
+  // operation (callgrind, bench/servers/ring_server.cpp), paid by every Ring
+  // for a call that many never make.
   TokenIndex index_;
+  bool indexed_ = false;
+  std::uint64_t next_seq_ = 0;
   OpIndex submit_head_ = no_op;
   OpIndex submit_tail_ = no_op;
   OpIndex cancel_head_ = no_op;

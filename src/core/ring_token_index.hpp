@@ -68,6 +68,12 @@ class TokenIndex {
     op.token_prev = op.token_next = no_op;
   }
 
+  // Forgets every key; keeps the memory.
+  void clear() noexcept {
+    for (Slot& s : slots_) s.head = no_op;
+    used_ = 0;
+  }
+
   // Drops `token` and its whole list (the records' links are the caller's).
   void erase_key(Token token) noexcept { remove_at(position(static_cast<std::uint64_t>(token))); }
 
