@@ -24,6 +24,7 @@
 #include "support/fd_count.hpp"
 #include "support/io_helpers.hpp"
 #include "support/wait.hpp"
+#include "support/wine.hpp"
 
 // ---- Allocation counting ------------------------------------------------------
 // Replaces the global operator new for this binary so that one test can count
@@ -63,7 +64,10 @@ using namespace std::chrono_literals;
 using test::kDeadline;
 using Clock = std::chrono::steady_clock;
 
-Ring make_ring(const RingOptions& options = {}) {
+// EVQ_TEST_RING_EMULATION=1 runs the suite on the emulation where the
+// platform's default is a native engine (tests/CMakeLists.txt adds such runs).
+Ring make_ring(RingOptions options = {}) {
+  if (const char* env = std::getenv("EVQ_TEST_RING_EMULATION"); env && *env == '1') options.force_emulation = true;
   auto r = Ring::create(options);
   if (!r) {
     ADD_FAILURE() << "Ring::create: " << r.error().message();
@@ -127,7 +131,12 @@ std::pair<TcpStream, TcpStream> tcp_pair() {
   return std::move(*p);
 }
 
-std::pair<UnixStream, UnixStream> unix_pair() {
+// A connected pair for tests about the Ring rather than the socket type:
+// Unix streams where they exist (cheap, no port), TCP on Windows.
+#if EVQ_POSIX
+using LocalStream = UnixStream;
+
+std::pair<LocalStream, LocalStream> local_pair() {
   auto p = UnixStream::pair();
   if (!p) {
     ADD_FAILURE() << "UnixStream::pair: " << p.error().message();
@@ -135,6 +144,11 @@ std::pair<UnixStream, UnixStream> unix_pair() {
   }
   return std::move(*p);
 }
+#else
+using LocalStream = TcpStream;
+
+std::pair<TcpStream, TcpStream> local_pair() { return tcp_pair(); }
+#endif
 
 constexpr Token kA{1}, kB{2}, kC{3}, kD{4}, kE{5};
 
@@ -176,7 +190,7 @@ TEST(Ring, CreateRejectsWhatCannotRun) {
 
 TEST(Ring, MoveKeepsTheQueue) {
   Ring a = make_ring();
-  auto [x, y] = unix_pair();
+  auto [x, y] = local_pair();
   std::string in(8, '\0');
   ASSERT_FALSE(a.read(y, buf_of(in), kA));
   Ring b = std::move(a);
@@ -301,8 +315,10 @@ TEST(RingIo, PartialWritesCarryEverything) {
   EXPECT_GT(writes, 1u);
 }
 
+// Unix streams and pipes are POSIX-only.
+#if EVQ_POSIX
 TEST(RingIo, VectoredUnix) {
-  auto [a, b] = unix_pair();
+  auto [a, b] = local_pair();
   Ring ring = make_ring();
   const std::string p1 = "vec", p2 = "tored", p3 = " io";
   const IoSlice out[] = {bytes_of(p1), bytes_of(p2), bytes_of(p3)};
@@ -319,6 +335,7 @@ TEST(RingIo, VectoredUnix) {
   ASSERT_EQ(r.bytes(), 11u);
   EXPECT_EQ(x + y.substr(0, 7), "vectored io");
 }
+#endif  // EVQ_POSIX
 
 TEST(RingIo, VectoredTcp) {
   auto [client, server] = tcp_pair();
@@ -338,6 +355,7 @@ TEST(RingIo, VectoredTcp) {
   EXPECT_EQ((x + y).substr(0, got), std::string("abcdef").substr(0, got));
 }
 
+#if EVQ_POSIX
 TEST(RingIo, Pipe) {
   test::ignore_sigpipe();
   auto p = evq::pipe();
@@ -360,6 +378,7 @@ TEST(RingIo, Pipe) {
   ASSERT_TRUE(eof.ok()) << describe(eof);
   EXPECT_EQ(eof.bytes(), 0u);
 }
+#endif  // EVQ_POSIX
 
 // ---- End of stream, reset, errors -----------------------------------------------------
 
@@ -387,6 +406,11 @@ TEST(RingErrors, ResetFailsTheRead) {
   ASSERT_FALSE(client->set_linger(0s));
   client.reset();  // RST
   Completion r = one(ring);
+  // Wine: the wineserver's own poll of the socket reads (and so clears) the
+  // host socket's pending error, and a receive that starts after it sees end
+  // of stream. The emulation, which waits for readiness first, gets that;
+  // tcp_test's ResetByPeer allows it for the same reason.
+  if (test::running_under_wine() && !ring.is_native() && r.ok() && r.bytes() == 0) return;
   ASSERT_FALSE(r.ok()) << describe(r);
   EXPECT_EQ(r.error(), std::errc::connection_reset) << describe(r);
   EXPECT_EQ(r.bytes(), 0u);
@@ -431,12 +455,12 @@ TEST(RingErrors, RefusedConnect) {
 
 TEST(RingErrors, RejectedSubmissionsNeverComplete) {
   Ring ring = make_ring();
-  auto [a, b] = unix_pair();
+  auto [a, b] = local_pair();
   std::string empty;
   EXPECT_EQ(ring.read(a, buf_of(empty), kA), std::errc::invalid_argument);
   EXPECT_EQ(ring.write(a, bytes_of(""), kA), std::errc::invalid_argument);
   std::string in(4, '\0');
-  UnixStream moved = std::move(a);
+  LocalStream moved = std::move(a);
   EXPECT_EQ(ring.read(a, buf_of(in), kA), errc::invalid_source);  // NOLINT: use after move on purpose
   EXPECT_EQ(ring.read(a, buf_of(in), kA), std::errc::bad_file_descriptor);
   auto pool = BufferPool::create(16, 2);
@@ -477,7 +501,7 @@ TEST(RingErrors, QueueFull) {
 TEST(RingErrors, SocketRegisteredWithAPoll) {
   Ring ring = make_ring();
   if (ring.is_native()) GTEST_SKIP() << "native engines do not use readiness";
-  auto [a, b] = unix_pair();
+  auto [a, b] = local_pair();
   Poll poll = test::make_poll();
   ASSERT_FALSE(poll.registry().add(b, kA, Interest::readable));
   std::string in(4, '\0');
@@ -645,8 +669,8 @@ TEST(RingCancel, UnknownTokenIsAClearError) {
 // A token names every operation submitted with it: one cancel ends them all,
 // oldest first, and leaves other tokens alone.
 TEST(RingCancel, SharedTokenCancelsAll) {
-  auto [a, b] = unix_pair();
-  auto [c, d] = unix_pair();
+  auto [a, b] = local_pair();
+  auto [c, d] = local_pair();
   Ring ring = make_ring();
   std::string x(8, '\0'), y(8, '\0'), z(8, '\0');
   ASSERT_FALSE(ring.read(b, buf_of(x), kA));
@@ -657,9 +681,18 @@ TEST(RingCancel, SharedTokenCancelsAll) {
   ASSERT_FALSE(ring.cancel(kA));
   auto got = collect(ring, 3);
   ASSERT_EQ(got.size(), 3u);
-  EXPECT_EQ(got[0].op(), RingOp::read);
-  EXPECT_EQ(got[1].op(), RingOp::timeout);
-  EXPECT_EQ(got[2].op(), RingOp::read);
+  if (!ring.is_native()) {
+    EXPECT_EQ(got[0].op(), RingOp::read);
+    EXPECT_EQ(got[1].op(), RingOp::timeout);
+    EXPECT_EQ(got[2].op(), RingOp::read);
+  } else {
+    // Native withdrawals come back through the kernel's queue, after the
+    // read that was withdrawn before it ever started: the order is not
+    // promised (ring.hpp, "Order"), only that each comes once.
+    EXPECT_EQ(std::count_if(got.begin(), got.end(), [](const Completion& e) { return e.op() == RingOp::read; }), 2);
+    EXPECT_EQ(std::count_if(got.begin(), got.end(), [](const Completion& e) { return e.op() == RingOp::timeout; }),
+              1);
+  }
   for (Completion& e : got) {
     EXPECT_EQ(e.token(), kA);
     EXPECT_TRUE(e.is_canceled()) << describe(e);
@@ -676,7 +709,7 @@ TEST(RingCancel, SharedTokenCancelsAll) {
 // Cancelling the oldest of two reads on one stream: the younger one moves up
 // and gets the data.
 TEST(RingCancel, MiddleOfAQueue) {
-  auto [a, b] = unix_pair();
+  auto [a, b] = local_pair();
   Ring ring = make_ring();
   std::string x(8, 'x'), y(8, '\0');
   ASSERT_FALSE(ring.read(b, buf_of(x), kA));
@@ -940,7 +973,7 @@ TEST(RingPool, IdleConnectionsHoldNoBuffers) {
 }
 
 TEST(RingPool, EndOfStreamCarriesNoBuffer) {
-  auto [a, b] = unix_pair();
+  auto [a, b] = local_pair();
   auto pool = BufferPool::create(64, 1);
   ASSERT_TRUE(pool);
   Ring ring = make_ring();
@@ -956,8 +989,8 @@ TEST(RingPool, EndOfStreamCarriesNoBuffer) {
 }
 
 TEST(RingPool, EmptyPoolFailsTheRecv) {
-  auto [a, b] = unix_pair();
-  auto [c2, d] = unix_pair();
+  auto [a, b] = local_pair();
+  auto [c2, d] = local_pair();
   auto pool = BufferPool::create(64, 1);
   ASSERT_TRUE(pool);
   Ring ring = make_ring();
@@ -981,6 +1014,8 @@ TEST(RingPool, EmptyPoolFailsTheRecv) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(third.buffer().data()), third.bytes()), "two");
 }
 
+// Pipes are POSIX-only.
+#if EVQ_POSIX
 TEST(RingPool, PipeRecv) {
   auto p = evq::pipe();
   ASSERT_TRUE(p);
@@ -995,14 +1030,15 @@ TEST(RingPool, PipeRecv) {
   EXPECT_EQ(c.bytes(), 8u) << "a buffer's worth";
   ASSERT_FALSE(pool->release(c.buffer_id()));
 }
+#endif  // EVQ_POSIX
 
 // ---- Scale, exactly once, delivery -----------------------------------------------------------
 
 TEST(RingScale, ThousandConcurrentOperations) {
   constexpr int kPairs = 1000;
-  std::vector<std::pair<UnixStream, UnixStream>> pairs;
+  std::vector<std::pair<LocalStream, LocalStream>> pairs;
   pairs.reserve(kPairs);
-  for (int i = 0; i < kPairs; ++i) pairs.push_back(unix_pair());
+  for (int i = 0; i < kPairs; ++i) pairs.push_back(local_pair());
   std::vector<std::string> in(kPairs, std::string(32, '\0'));
   std::vector<std::string> out(kPairs);
   Ring ring = make_ring();
@@ -1048,9 +1084,9 @@ TEST(RingScale, SmallCompletionsBufferKeepsOrder) {
 TEST(RingScale, ExactlyOnceUnderStress) {
   constexpr int kPairs = 32;
   constexpr int kSteps = 20000;
-  std::vector<std::pair<UnixStream, UnixStream>> pairs;
+  std::vector<std::pair<LocalStream, LocalStream>> pairs;
   pairs.reserve(kPairs);
-  for (int i = 0; i < kPairs; ++i) pairs.push_back(unix_pair());
+  for (int i = 0; i < kPairs; ++i) pairs.push_back(local_pair());
   static const std::string payload(512, 'p');
   std::vector<std::byte> scratch(4096);  // reads may share it: contents are not checked here
   RingOptions options;
@@ -1151,15 +1187,17 @@ TEST(RingDestroy, WithOperationsInFlight) {
     ASSERT_TRUE(listener);
     auto idle_listener = TcpListener::bind(SocketAddr::loopback_v4(0));
     ASSERT_TRUE(idle_listener);
-    std::vector<std::pair<UnixStream, UnixStream>> pairs;
-    for (int i = 0; i < 8; ++i) pairs.push_back(unix_pair());
+    std::vector<std::pair<LocalStream, LocalStream>> pairs;
+    for (int i = 0; i < 8; ++i) pairs.push_back(local_pair());
     std::vector<std::string> bufs(8, std::string(16, 'Z'));
     auto pool = BufferPool::create(64, 4);
     ASSERT_TRUE(pool);
     auto pending_client = TcpStream::connect(*listener->local_addr());
     ASSERT_TRUE(pending_client);
+    bool native = false;
     {
       Ring ring = make_ring();
+      native = ring.is_native();
       for (int i = 0; i < 4; ++i)
         ASSERT_FALSE(ring.read(pairs[static_cast<std::size_t>(i)].second, buf_of(bufs[static_cast<std::size_t>(i)]),
                                Token{static_cast<std::uint64_t>(i)}));
@@ -1178,11 +1216,19 @@ TEST(RingDestroy, WithOperationsInFlight) {
     EXPECT_EQ(pool->available(), 4u);
     // The writes that completed reached the peers; the parked reads were
     // withdrawn, so the data is still in the sockets and the buffers are as
-    // they were.
+    // they were. A native engine's read is in the kernel from the flush on:
+    // it may have taken the "x" before ~Ring withdrew it (its completion is
+    // then discarded), and then the buffer holds exactly that "x".
+    const std::string untouched(16, 'Z');
     for (int i = 0; i < 8; ++i) {
       ASSERT_TRUE(test::write_all(pairs[static_cast<std::size_t>(i)].first, "after"));
       std::string probe(64, '\0');
-      const std::size_t expect = i < 4 ? 6 : 5;  // "x" from the completed write, then "after"
+      std::size_t expect = i < 4 ? 6 : 5;  // "x" from the completed write, then "after"
+      if (native && i < 4 && bufs[static_cast<std::size_t>(i)] != untouched) {
+        EXPECT_EQ(bufs[static_cast<std::size_t>(i)], "x" + untouched.substr(1)) << "pair " << i;
+        bufs[static_cast<std::size_t>(i)] = untouched;
+        expect = 5;
+      }
       std::size_t got = 0;
       const auto until = Clock::now() + kDeadline;
       while (got < expect && Clock::now() < until) {
@@ -1195,7 +1241,7 @@ TEST(RingDestroy, WithOperationsInFlight) {
       }
       EXPECT_EQ(got, expect) << "pair " << i;
     }
-    for (const std::string& b : bufs) EXPECT_EQ(b, std::string(16, 'Z'));
+    for (const std::string& b : bufs) EXPECT_EQ(b, untouched);
   }
   if (fds_before >= 0) {
     EXPECT_EQ(test::list_open_fds().count, fds_before) << "descriptors leaked";
@@ -1209,7 +1255,7 @@ TEST(RingDestroy, PoolAndWakerOutliveRing) {
     ASSERT_TRUE(p);
     pool.emplace(std::move(*p));
   }
-  auto [a, b] = unix_pair();
+  auto [a, b] = local_pair();
   {
     Ring ring = make_ring();
     ASSERT_FALSE(ring.recv(b, *pool, kA));
@@ -1227,13 +1273,13 @@ TEST(RingSockets, MoveAndReuseBetweenOperations) {
   Ring ring = make_ring();
   std::string in(16, '\0');
   for (int round = 0; round < 3; ++round) {
-    auto [a, b] = unix_pair();
+    auto [a, b] = local_pair();
     ASSERT_FALSE(ring.read(b, buf_of(in), kA));
     EXPECT_TRUE(flush(ring).empty());  // parks: registered now
     ASSERT_TRUE(test::write_all(a, "first"));
     ASSERT_TRUE(one(ring).ok());
 
-    UnixStream moved = std::move(b);
+    LocalStream moved = std::move(b);
     ASSERT_FALSE(ring.read(moved, buf_of(in), kB));
     EXPECT_TRUE(flush(ring).empty());
     ASSERT_TRUE(test::write_all(a, "second"));
@@ -1243,11 +1289,42 @@ TEST(RingSockets, MoveAndReuseBetweenOperations) {
   }  // closed each round: the next pair likely reuses the numbers
 }
 
+// A socket belongs to one completion port for its whole life (Windows has
+// no way to dissociate it): a native IOCP Ring says so clearly for a socket
+// another Ring's port holds, and the first Ring keeps driving it.
+TEST(RingSockets, IocpSocketServesOneRing) {
+  Ring first = make_ring();
+  if (!first.is_native() || first.backend() != Backend::iocp) GTEST_SKIP() << "only IOCP ports own sockets";
+  auto [a, b] = tcp_pair();
+  ASSERT_FALSE(first.write(a, bytes_of("one"), kA));
+  Completion w = one(first);
+  ASSERT_TRUE(w.ok()) << describe(w);
+
+  Ring second = make_ring();
+  ASSERT_TRUE(second.is_native());
+  ASSERT_FALSE(second.write(a, bytes_of("two"), kB));
+  Completion refused = one(second);
+  EXPECT_EQ(refused.error(), std::errc::invalid_argument) << describe(refused);
+
+  ASSERT_FALSE(first.write(a, bytes_of("two"), kC));
+  std::string in(8, '\0');
+  std::string all;
+  ASSERT_TRUE(one(first).ok());
+  while (all.size() < 6) {
+    ASSERT_FALSE(first.read(b, buf_of(in), kD));
+    Completion r = one(first);
+    ASSERT_TRUE(r.ok()) << describe(r);
+    ASSERT_GT(r.bytes(), 0u);
+    all += in.substr(0, r.bytes());
+  }
+  EXPECT_EQ(all, "onetwo");
+}
+
 // ---- No allocation in steady state -------------------------------------------------------------
 
 TEST(RingAlloc, SteadyStatePingPongAllocatesNothing) {
-  auto [a, b] = unix_pair();
-  auto [c, d] = unix_pair();
+  auto [a, b] = local_pair();
+  auto [c, d] = local_pair();
   auto pool = BufferPool::create(64, 4);
   ASSERT_TRUE(pool);
   Ring ring = make_ring();

@@ -29,6 +29,7 @@ foreach(name
     poll_test
     registry_errors_test
     registry_thread_test
+    ring_test
     socket_addr_test
     tcp_test
     timer_queue_test

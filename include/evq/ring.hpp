@@ -38,6 +38,12 @@
 //    completes with errc::already_registered. (Not detected: a socket that
 //    reuses the descriptor number of one the Ring already drove, registered
 //    with a Poll, then given to the Ring; its operations would never end.)
+//  - IOCP (Windows, native). A socket is tied to the completion port of the
+//    first Ring that runs an operation on it, for the socket's whole life
+//    (Windows cannot undo that): operations on it through another Ring, also
+//    after the first is destroyed, complete with std::errc::invalid_argument.
+//    A connect's stream belongs to its Ring's port from the start. Use one
+//    Ring per socket (or RingOptions::force_emulation).
 //  - Order. On one socket, operations of one direction (reads, or writes)
 //    are performed in submission order by the emulation. Native engines do
 //    not promise that, so portable code keeps at most one read and one write

@@ -25,6 +25,17 @@ Result<RingCore*> RingCore::create(std::optional<Backend> backend, const RingOpt
   if (options.max_operations == 0) return errc::invalid_argument;
   // Native engines are tried here first, unless options.force_emulation, and
   // fall through to the emulation when they answer backend_unavailable.
+#if EVQ_HAVE_IOCP
+  if (!options.force_emulation && (!backend || *backend == Backend::iocp)) {
+    auto native = IocpRing::open(backend, options);
+    if (native) {
+      RingCore* core = new (std::nothrow) RingCore(std::move(*native), options);
+      if (!core) return std::make_error_code(std::errc::not_enough_memory);
+      return core;
+    }
+    if (native.error() != errc::backend_unavailable) return native.error();
+  }
+#endif
   auto engine = EmulatedRing::open(backend, options);
   if (!engine) return engine.error();
   RingCore* core = new (std::nothrow) RingCore(std::move(*engine), options);

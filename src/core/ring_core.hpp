@@ -22,6 +22,11 @@
 #include "core/ring_state.hpp"
 #include "evq/ring.hpp"
 
+// The native engines this build has (CMake defines EVQ_HAVE_* per OS).
+#if EVQ_HAVE_IOCP
+#include "sys/iocp/iocp_ring.hpp"
+#endif
+
 namespace evq::detail {
 
 // One RingWaker. Heap-allocated so its address is stable for wake() on other
@@ -35,7 +40,11 @@ struct WakerSlot {
 // they join (#if EVQ_HAVE_URING ... UringRing, #if EVQ_HAVE_IOCP ... IocpRing).
 // std::variant keeps dispatch to one jump per wait() pass with no virtual
 // call, as AnySelector does for Poll.
+#if EVQ_HAVE_IOCP
+using AnyRingEngine = std::variant<IocpRing, EmulatedRing>;
+#else
 using AnyRingEngine = std::variant<EmulatedRing>;
+#endif
 
 class RingCore {
  public:
