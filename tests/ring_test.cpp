@@ -728,7 +728,7 @@ TEST(RingCancel, MiddleOfAQueue) {
 // what it searches) and later ones: before, in between and after, whether
 // they completed, are parked or are still queued.
 TEST(RingCancel, FindsOperationsSubmittedBeforeAndAfterEarlierCancels) {
-  auto [a, b] = unix_pair();
+  auto [a, b] = local_pair();
   Ring ring = make_ring();
   std::string x(8, '\0'), y(8, '\0'), z(8, '\0');
   ASSERT_FALSE(ring.timeout(kC, 0ms));  // completes before any cancel
