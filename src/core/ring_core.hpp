@@ -22,6 +22,13 @@
 #include "core/ring_state.hpp"
 #include "evq/ring.hpp"
 
+// Which native completion engines this build has. CMake defines EVQ_HAVE_*
+// per OS (as for the readiness backends in sys/selector.hpp); this is the
+// one place that includes them.
+#if EVQ_HAVE_URING
+#include "sys/uring/uring_ring.hpp"
+#endif
+
 namespace evq::detail {
 
 // One RingWaker. Heap-allocated so its address is stable for wake() on other
@@ -35,7 +42,11 @@ struct WakerSlot {
 // they join (#if EVQ_HAVE_URING ... UringRing, #if EVQ_HAVE_IOCP ... IocpRing).
 // std::variant keeps dispatch to one jump per wait() pass with no virtual
 // call, as AnySelector does for Poll.
-using AnyRingEngine = std::variant<EmulatedRing>;
+using AnyRingEngine = std::variant<
+#if EVQ_HAVE_URING
+    UringRing,
+#endif
+    EmulatedRing>;
 
 class RingCore {
  public:
@@ -74,6 +85,7 @@ class RingCore {
     return std::visit(std::forward<F>(f), engine_);
   }
   void collect_wakes() noexcept;
+  static Result<RingCore*> try_native(std::optional<Backend> backend, const RingOptions& options);
 
   std::atomic<std::uint32_t> refs_{1};
   RingState state_;
