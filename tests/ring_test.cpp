@@ -21,6 +21,18 @@
 #include <thread>
 #include <vector>
 
+#ifdef __linux__
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#endif
+
 #include "support/fd_count.hpp"
 #include "support/io_helpers.hpp"
 #include "support/wait.hpp"
@@ -1032,6 +1044,113 @@ TEST(RingPool, PipeRecv) {
 }
 #endif  // EVQ_POSIX
 
+// The pool is drawn from when data arrives, not when the recv is submitted:
+// recvs waiting on idle streams leave available() alone; each delivered recv
+// takes one buffer; release() gives it back.
+TEST(RingPool, DrawsOnlyWhenDataArrives) {
+  auto [a, b] = local_pair();
+  auto [c, d] = local_pair();
+  auto pool = BufferPool::create(32, 2);
+  ASSERT_TRUE(pool);
+  Ring ring = make_ring();
+  ASSERT_FALSE(ring.recv(b, *pool, kA));
+  ASSERT_FALSE(ring.recv(d, *pool, kB));
+  EXPECT_TRUE(flush(ring).empty());
+  EXPECT_EQ(pool->available(), 2u) << "waiting recvs hold no buffer";
+  ASSERT_TRUE(test::write_all(a, "data"));
+  Completion got = one(ring);
+  EXPECT_EQ(got.token(), kA);
+  ASSERT_TRUE(got.ok()) << describe(got);
+  ASSERT_TRUE(got.has_buffer());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.buffer().data()), got.bytes()), "data");
+  EXPECT_EQ(pool->available(), 1u);
+  EXPECT_TRUE(flush(ring).empty()) << "kB still waits";
+  EXPECT_EQ(pool->available(), 1u);
+  ASSERT_FALSE(pool->release(got.buffer_id()));
+  EXPECT_EQ(pool->available(), 2u);
+  EXPECT_TRUE(flush(ring).empty());
+  EXPECT_EQ(pool->available(), 2u) << "a released buffer goes back to the pool, not to a waiting recv";
+  ASSERT_FALSE(ring.cancel(kB));
+  EXPECT_TRUE(one(ring).is_canceled());
+  EXPECT_EQ(pool->available(), 2u);
+}
+
+#ifdef __linux__
+// Ring::create() with no backend named picks io_uring's native engine where
+// the kernel allows it; Backend::io_uring asks for it explicitly.
+TEST(RingNative, IoUringIsNativeWhereTheKernelAllowsIt) {
+  if (!backend_available(Backend::io_uring)) GTEST_SKIP() << "io_uring unavailable here";
+  auto explicit_ring = Ring::create(Backend::io_uring);
+  ASSERT_TRUE(explicit_ring) << explicit_ring.error().message();
+  EXPECT_TRUE(explicit_ring->is_native());
+  EXPECT_EQ(explicit_ring->backend(), Backend::io_uring);
+  for (Backend b : {Backend::epoll, Backend::poll}) {
+    auto emulated = Ring::create(b);
+    ASSERT_TRUE(emulated) << to_string(b);
+    EXPECT_FALSE(emulated->is_native()) << to_string(b);
+    EXPECT_EQ(emulated->backend(), b);
+  }
+  const char* env = std::getenv("EVQ_BACKEND");
+  if (env && *env && std::string(env) != "io_uring") return;
+  Ring ring = make_ring();
+  EXPECT_TRUE(ring.is_native());
+  EXPECT_EQ(ring.backend(), Backend::io_uring);
+}
+
+// Where seccomp refuses io_uring_setup (as container runtimes do), Ring falls
+// back to the emulation and Poll reports io_uring unavailable. Run in a child
+// process: a seccomp filter cannot be removed. The child reports which check
+// failed through its exit code.
+int seccomp_child() {
+  // Jump offsets are relative to the next instruction. No architecture check:
+  // this process makes only native system calls.
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<std::uint32_t>(offsetof(seccomp_data, nr))),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{};
+  prog.len = static_cast<unsigned short>(std::size(filter));
+  prog.filter = filter;
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return 10;
+  if (::syscall(__NR_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return 11;
+  if (::syscall(__NR_io_uring_setup, 4, nullptr) != -1 || errno != EPERM) return 12;
+  // (Not backend_available(): it keeps the answer it got before the fork.)
+  ::unsetenv("EVQ_BACKEND");
+  auto ring = Ring::create();
+  if (!ring) return 14;
+  if (ring->is_native()) return 15;
+  if (ring->backend() != Backend::epoll) return 16;
+  auto named = Ring::create(Backend::io_uring);
+  if (named || named.error() != errc::backend_unavailable) return 17;
+  auto poll = Poll::create(Backend::io_uring);
+  if (poll || poll.error() != errc::backend_unavailable) return 18;
+  // The emulation that took over works.
+  if (ring->timeout(kA, std::chrono::milliseconds(1))) return 19;
+  Completions batch(4);
+  for (int tries = 0; batch.empty() && tries < 100; ++tries)
+    if (ring->wait(batch, std::chrono::seconds(1))) return 20;
+  if (batch.size() != 1 || batch[0].token() != kA || !batch[0].ok()) return 21;
+  return 0;
+}
+
+TEST(RingNative, FallsBackWhenSeccompRefusesIoUring) {
+  if (!backend_available(Backend::io_uring)) GTEST_SKIP() << "io_uring unavailable here already";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0) << std::strerror(errno);
+  if (pid == 0) ::_exit(seccomp_child());
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  ASSERT_EQ(r, pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child died with signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "check " << WEXITSTATUS(status) << " failed in the child (see seccomp_child)";
+}
+#endif
+
 // ---- Scale, exactly once, delivery -----------------------------------------------------------
 
 TEST(RingScale, ThousandConcurrentOperations) {
@@ -1323,8 +1442,14 @@ TEST(RingSockets, IocpSocketServesOneRing) {
 // ---- No allocation in steady state -------------------------------------------------------------
 
 TEST(RingAlloc, SteadyStatePingPongAllocatesNothing) {
-  auto [a, b] = local_pair();
-  auto [c, d] = local_pair();
+  // Not structured bindings: the lambda below captures them (clang 14
+  // cannot capture a structured binding).
+  auto ab = local_pair();
+  auto cd = local_pair();
+  auto& a = ab.first;
+  auto& b = ab.second;
+  auto& c = cd.first;
+  auto& d = cd.second;
   auto pool = BufferPool::create(64, 4);
   ASSERT_TRUE(pool);
   Ring ring = make_ring();

@@ -21,21 +21,36 @@ std::int64_t add_sat(std::int64_t a, std::int64_t b) noexcept { return b > 0 && 
 
 }  // namespace
 
+// The native engine for `backend`; nullptr to fall back to the emulation
+// (none here, or it answered backend_unavailable).
+Result<RingCore*> RingCore::try_native([[maybe_unused]] std::optional<Backend> backend,
+                                       [[maybe_unused]] const RingOptions& options) {
+#if EVQ_HAVE_URING
+  if (!backend || *backend == Backend::io_uring) return adopt(UringRing::open(backend, options), options);
+#endif
+#if EVQ_HAVE_IOCP
+  if (!backend || *backend == Backend::iocp) return adopt(IocpRing::open(backend, options), options);
+#endif
+  return static_cast<RingCore*>(nullptr);
+}
+
 Result<RingCore*> RingCore::create(std::optional<Backend> backend, const RingOptions& options) {
   if (options.max_operations == 0) return errc::invalid_argument;
-  // Native engines are tried here first, unless options.force_emulation, and
-  // fall through to the emulation when they answer backend_unavailable.
-#if EVQ_HAVE_IOCP
-  if (!options.force_emulation && (!backend || *backend == Backend::iocp)) {
-    auto native = IocpRing::open(backend, options);
-    if (native) {
-      RingCore* core = new (std::nothrow) RingCore(std::move(*native), options);
-      if (!core) return std::make_error_code(std::errc::not_enough_memory);
-      return core;
-    }
-    if (native.error() != errc::backend_unavailable) return native.error();
+  // The native engine first, unless options.force_emulation; the emulation
+  // when there is none or it answers backend_unavailable. Which serves what:
+  //  - nullopt (Ring::create() without EVQ_BACKEND): the native engine where
+  //    the kernel allows it (io_uring on Linux), else the emulation over
+  //    Poll::create()'s choice (epoll).
+  //  - io_uring: the native engine; where it cannot run, the emulation over
+  //    the io_uring readiness backend, which then answers
+  //    backend_unavailable too when io_uring_setup is refused.
+  //  - iocp (Windows; also nullopt there): the native engine, else the
+  //    emulation over the IOCP readiness backend.
+  //  - epoll, poll, kqueue: the emulation over that readiness backend.
+  if (!options.force_emulation) {
+    auto native = try_native(backend, options);
+    if (!native || *native) return native;
   }
-#endif
   auto engine = EmulatedRing::open(backend, options);
   if (!engine) return engine.error();
   RingCore* core = new (std::nothrow) RingCore(std::move(*engine), options);

@@ -22,7 +22,12 @@
 #include "core/ring_state.hpp"
 #include "evq/ring.hpp"
 
-// The native engines this build has (CMake defines EVQ_HAVE_* per OS).
+// Which native completion engines this build has. CMake defines EVQ_HAVE_*
+// per OS (as for the readiness backends in sys/selector.hpp); this is the
+// one place that includes them.
+#if EVQ_HAVE_URING
+#include "sys/uring/uring_ring.hpp"
+#endif
 #if EVQ_HAVE_IOCP
 #include "sys/iocp/iocp_ring.hpp"
 #endif
@@ -40,11 +45,14 @@ struct WakerSlot {
 // they join (#if EVQ_HAVE_URING ... UringRing, #if EVQ_HAVE_IOCP ... IocpRing).
 // std::variant keeps dispatch to one jump per wait() pass with no virtual
 // call, as AnySelector does for Poll.
-#if EVQ_HAVE_IOCP
-using AnyRingEngine = std::variant<IocpRing, EmulatedRing>;
-#else
-using AnyRingEngine = std::variant<EmulatedRing>;
+using AnyRingEngine = std::variant<
+#if EVQ_HAVE_URING
+    UringRing,
 #endif
+#if EVQ_HAVE_IOCP
+    IocpRing,
+#endif
+    EmulatedRing>;
 
 class RingCore {
  public:
@@ -83,6 +91,19 @@ class RingCore {
     return std::visit(std::forward<F>(f), engine_);
   }
   void collect_wakes() noexcept;
+  static Result<RingCore*> try_native(std::optional<Backend> backend, const RingOptions& options);
+  // A new core around an opened native engine; nullptr when it answered
+  // backend_unavailable (the caller falls back to the emulation).
+  template <class E>
+  static Result<RingCore*> adopt(Result<E> engine, const RingOptions& options) {
+    if (!engine) {
+      if (engine.error() == errc::backend_unavailable) return static_cast<RingCore*>(nullptr);
+      return engine.error();
+    }
+    RingCore* core = new (std::nothrow) RingCore(std::move(*engine), options);
+    if (!core) return std::make_error_code(std::errc::not_enough_memory);
+    return core;
+  }
 
   std::atomic<std::uint32_t> refs_{1};
   RingState state_;
