@@ -58,14 +58,7 @@ case "${1:-}" in
     need_packages "${base_packages[@]}" "${test_packages[@]}"
     build build/release -DEVQ_BUILD_TESTS=OFF
     shift
-    if [ -x build/release/demo/evq_demo ]; then
-      exec build/release/demo/evq_demo "$@"
-    fi
-    # Until the demo lands: the echo example, checked end to end.
-    build/release/examples/echo_server 7000 & server=$!
-    trap 'kill $server 2>/dev/null || true' EXIT
-    for _ in $(seq 50); do build/release/examples/echo_client 127.0.0.1:7000 1 1 >/dev/null 2>&1 && break; sleep 0.1; done
-    build/release/examples/echo_client 127.0.0.1:7000 100 1000
+    exec build/release/demo/evq_demo "$@"
     ;;
   test)
     need_packages "${base_packages[@]}" "${test_packages[@]}"
@@ -73,6 +66,9 @@ case "${1:-}" in
     # io_uring and kqueue (through the test double in tests/support/kqueue).
     build build/release -DEVQ_WITH_KQUEUE=ON
     run_tests build/release "plain"
+    # The benchmark suite in a tiny configuration (no timing assertions): every server and workload runs.
+    echo "== bench smoke"
+    bench/run.sh --smoke >build/bench-smoke.log 2>&1 || { tail -n 40 build/bench-smoke.log; exit 1; }
     build build/asan -DEVQ_WITH_KQUEUE=ON -DEVQ_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 run_tests build/asan "ASan+UBSan"
     build build/tsan -DEVQ_WITH_KQUEUE=ON -DEVQ_SANITIZE=thread

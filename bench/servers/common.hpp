@@ -29,7 +29,7 @@ struct Options {
   int port = 0;
   std::uint64_t requests = 0;  // 0: run forever
   std::uint64_t size = 64;
-  const char* backend = "epoll";  // evq servers only
+  const char* backend = nullptr;  // evq servers only; each picks its own default
   std::uint64_t limit_bytes() const { return requests ? requests * size : ~std::uint64_t{0}; }
 };
 

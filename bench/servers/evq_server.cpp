@@ -1,5 +1,5 @@
 // evq Poll echo server, level-triggered, public API only.
-//   evq_server --backend epoll|poll [--port P] [--requests N]
+//   evq_server [--backend epoll|poll|io_uring] [--port P] [--requests N]   (default epoll)
 #include <evq/evq.hpp>
 
 #include <optional>
@@ -10,8 +10,8 @@
 
 int main(int argc, char** argv) {
   const bench::Options o = bench::parse_options(argc, argv);
-  const auto backend = evq::backend_from_string(o.backend);
-  if (!backend) return std::fprintf(stderr, "unknown backend %s\n", o.backend), 2;
+  const auto backend = evq::backend_from_string(o.backend ? o.backend : "epoll");
+  if (!backend) return std::fprintf(stderr, "unknown backend %s\n", o.backend ? o.backend : ""), 2;
   auto poll = evq::Poll::create(*backend);
   if (!poll) return std::fprintf(stderr, "poll: %s\n", poll.error().message().c_str()), 1;
   auto listener = evq::TcpListener::bind(evq::SocketAddr::loopback_v4(static_cast<std::uint16_t>(o.port)));
