@@ -115,12 +115,15 @@ std::error_code Core::add(Source& source, Token token, Interest interest, Trigge
   // its Poll, so the socket may join another one.
   if (Core* old = source.link_.core; old && old != this && old->closed_.load(std::memory_order_acquire))
     old->detach(source);
+  // Here or in another Poll. No lock needed: a Source's link is changed only
+  // by calls on that Source, which its user makes from one thread at a time.
+  // (The Ring emulation asks this for every operation that has to wait.)
+  if (source.link_.core) return errc::already_registered;
   const bool emulated_edge = trigger == Trigger::edge && !native_edge();
   // Without evq's would-block hook nothing would ever re-arm the registration.
   if (emulated_edge && !source.owning_) return errc::trigger_unsupported;
 
   std::lock_guard lock(mu_);
-  if (source.link_.core) return errc::already_registered;  // here or in another Poll
   if (slot_of(h)) return errc::already_registered;
   auto slot = table_.allocate();
   if (!slot) return slot.error();
