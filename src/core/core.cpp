@@ -221,7 +221,11 @@ Result<TimerId> Core::add_timer(Token token, std::chrono::steady_clock::time_poi
     auto added = timers_.add(token, at, period.count());
     if (!added) return added.error();
     handle = *added;
-    next_timer_.store(timers_.next_deadline(), std::memory_order_seq_cst);
+    // Only ever lowered here: the earliest deadline is now min(old, at), and
+    // asking the wheel (next_deadline()) cost more than the add itself. The
+    // value may be earlier than the wheel's answer, never later; expiring
+    // recomputes it.
+    if (at < next_timer_.load(std::memory_order_relaxed)) next_timer_.store(at, std::memory_order_seq_cst);
   }
   // Pairs with the poller's store of waiting_until_ then load of next_timer_
   // (both seq_cst): either it sees this timer or we see its wait and wake it.
@@ -232,11 +236,11 @@ Result<TimerId> Core::add_timer(Token token, std::chrono::steady_clock::time_poi
 
 std::error_code Core::cancel_timer(TimerId id) {
   std::lock_guard lock(mu_);
-  if (auto ec = timers_.cancel(TimerHandle{id.slot_, id.generation_})) return ec;
-  // A later deadline needs no wake-up: the poller at worst wakes early and
-  // finds nothing due.
-  next_timer_.store(timers_.next_deadline(), std::memory_order_seq_cst);
-  return {};
+  // next_timer_ is left as it is: if this was the earliest timer, the poller
+  // wakes at its deadline, finds nothing due and recomputes. One early
+  // wake-up at worst, instead of asking the wheel on every cancel (a timeout
+  // restarted per request is a cancel and an add).
+  return timers_.cancel(TimerHandle{id.slot_, id.generation_});
 }
 
 std::size_t Core::expire_timers(std::int64_t now, Event* out, std::size_t capacity) {
