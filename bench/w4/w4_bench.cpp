@@ -10,8 +10,8 @@
 // pair, so A pairs stay active at any time among N. --timeouts: every watcher
 // also has a timeout (10 s plus a per-watcher jitter, never reached) that its
 // callback pushes back on every event, as a server does with idle timeouts:
-// libev with ev_timer_again, evq with cancel_timer + add_timer (evq has no
-// reset call). Then every watcher is removed (not timed).
+// libev with ev_timer_again, evq with Registry::reset_timer. Then every
+// watcher is removed (not timed).
 // The reads and writes are raw read(2)/write(2) calls in both, so the
 // difference is the loop's own work. Prints one JSON line: median setup and
 // run time per iteration, and run time per event (A + W events per run).
@@ -115,10 +115,8 @@ void run_evq(Ring& r, Times& t) {
         const auto i = static_cast<std::size_t>(ev.token());
         r.on_readable(static_cast<int>(i));
         if (r.cfg.timeouts) {
-          reg.cancel_timer(timers[i]);
-          auto id = reg.add_timer(evq::Token{kTimerBit | i}, now + r.timeout_of(static_cast<int>(i)));
-          if (!id) std::fprintf(stderr, "add_timer failed\n"), std::exit(1);
-          timers[i] = *id;
+          if (reg.reset_timer(timers[i], now + r.timeout_of(static_cast<int>(i))))
+            std::fprintf(stderr, "reset_timer failed\n"), std::exit(1);
         }
       }
     }

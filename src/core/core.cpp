@@ -209,29 +209,55 @@ void Core::rearm(std::uint32_t slot, std::uint16_t generation, NativeHandle h,
   with_selector([&](auto& s) { s.rearm(h, make_user_data(table_.at(slot), generation), interest); });
 }
 
+namespace {
+
+std::int64_t steady_ns(std::chrono::steady_clock::time_point t) noexcept {
+  const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  return ns >= 0 ? ns : 0;
+}
+
+}  // namespace
+
+// Under mu_, after a timer was armed for `at`. Only ever lowers the cached
+// earliest deadline: it is now min(old, at), and asking the wheel
+// (next_deadline()) cost more than the add itself. The value may be earlier
+// than the wheel's answer, never later; expiring recomputes it.
+void Core::timer_armed_locked(std::int64_t at) noexcept {
+  if (at < next_timer_.load(std::memory_order_relaxed)) next_timer_.store(at, std::memory_order_seq_cst);
+}
+
+// After mu_ is released. Pairs with the poller's store of waiting_until_ then
+// load of next_timer_ (both seq_cst): either it sees the timer or we see its
+// wait and wake it.
+void Core::wake_if_waiting_past(std::int64_t at) noexcept {
+  if (at < waiting_until_.load(std::memory_order_seq_cst)) with_selector([](auto& s) { return s.wake(); });
+}
+
 Result<TimerId> Core::add_timer(Token token, std::chrono::steady_clock::time_point deadline,
                                 std::chrono::nanoseconds period) {
   if (period.count() < 0) return errc::invalid_argument;
-  const std::int64_t at = deadline.time_since_epoch().count() >= 0
-                              ? std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count()
-                              : 0;
+  const std::int64_t at = steady_ns(deadline);
   TimerHandle handle;
   {
     std::lock_guard lock(mu_);
     auto added = timers_.add(token, at, period.count());
     if (!added) return added.error();
     handle = *added;
-    // Only ever lowered here: the earliest deadline is now min(old, at), and
-    // asking the wheel (next_deadline()) cost more than the add itself. The
-    // value may be earlier than the wheel's answer, never later; expiring
-    // recomputes it.
-    if (at < next_timer_.load(std::memory_order_relaxed)) next_timer_.store(at, std::memory_order_seq_cst);
+    timer_armed_locked(at);
   }
-  // Pairs with the poller's store of waiting_until_ then load of next_timer_
-  // (both seq_cst): either it sees this timer or we see its wait and wake it.
-  if (at < waiting_until_.load(std::memory_order_seq_cst))
-    with_selector([](auto& s) { return s.wake(); });
+  wake_if_waiting_past(at);
   return TimerId(handle.slot, handle.generation);
+}
+
+std::error_code Core::reset_timer(TimerId id, std::chrono::steady_clock::time_point deadline) {
+  const std::int64_t at = steady_ns(deadline);
+  {
+    std::lock_guard lock(mu_);
+    if (auto ec = timers_.reset(TimerHandle{id.slot_, id.generation_}, at)) return ec;
+    timer_armed_locked(at);
+  }
+  wake_if_waiting_past(at);
+  return {};
 }
 
 std::error_code Core::cancel_timer(TimerId id) {

@@ -63,6 +63,7 @@ class Core {
   Result<TimerId> add_timer(Token token, std::chrono::steady_clock::time_point deadline,
                             std::chrono::nanoseconds period);
   std::error_code cancel_timer(TimerId id);
+  std::error_code reset_timer(TimerId id, std::chrono::steady_clock::time_point deadline);
 
   Result<std::uint32_t> add_waker(Token token);
   std::error_code wake(std::uint32_t slot) noexcept;
@@ -94,6 +95,8 @@ class Core {
   void bind_handle(NativeHandle h, std::uint32_t slot);   // under mu_
   void remove_locked(std::uint32_t slot, NativeHandle h);
   std::size_t expire_timers(std::int64_t now, Event* out, std::size_t capacity);
+  void timer_armed_locked(std::int64_t at) noexcept;
+  void wake_if_waiting_past(std::int64_t at) noexcept;
   bool native_edge() noexcept;
 
   const Backend backend_;

@@ -46,6 +46,10 @@ Result<TimerId> Registry::add_timer(Token token, std::chrono::steady_clock::time
 
 std::error_code Registry::cancel_timer(TimerId id) { return core_->cancel_timer(id); }
 
+std::error_code Registry::reset_timer(TimerId id, std::chrono::steady_clock::time_point deadline) {
+  return core_->reset_timer(id, deadline);
+}
+
 // ---- Poll -----------------------------------------------------------------
 
 Result<Poll> Poll::create() {

@@ -52,20 +52,40 @@ Result<TimerHandle> TimerQueue::add(Token token, std::int64_t deadline_ns,
   return TimerHandle{slot, s.generation};
 }
 
-std::error_code TimerQueue::cancel(TimerHandle h) {
+std::error_code TimerQueue::check(TimerHandle h) const noexcept {
   if (h.slot >= slots_.size() || (h.generation & 1u) == 0) return errc::invalid_timer;
   const Slot& s = slots_[h.slot];
   if (h.generation != s.generation) {
     // Generations only grow, so an older one was issued and has since ended.
     return h.generation < s.generation ? errc::timer_not_armed : errc::invalid_timer;
   }
-  if (s.bucket == kInReady) {
-    ready_remove(s.prev);
+  return {};
+}
+
+// Out of the ready heap or its bucket; the slot keeps its generation.
+void TimerQueue::take_out(std::uint32_t slot) noexcept {
+  if (slots_[slot].bucket == kInReady) {
+    ready_remove(slots_[slot].prev);
   } else {
-    unlink(h.slot);
+    unlink(slot);
   }
+}
+
+std::error_code TimerQueue::cancel(TimerHandle h) {
+  if (auto ec = check(h)) return ec;
+  take_out(h.slot);
   release(h.slot);
   --size_;
+  return {};
+}
+
+std::error_code TimerQueue::reset(TimerHandle h, std::int64_t deadline_ns) {
+  if (auto ec = check(h)) return ec;
+  take_out(h.slot);
+  Slot& s = slots_[h.slot];
+  s.deadline = deadline_ns;
+  s.seq = next_seq_++;
+  file(h.slot);
   return {};
 }
 

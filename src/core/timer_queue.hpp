@@ -54,6 +54,10 @@ class TimerQueue {
   // apart relies on generations not wrapping, i.e. on fewer than 2^31 timers
   // reusing one slot while a stale handle is kept.
   std::error_code cancel(TimerHandle h);
+  // Moves an armed timer to `deadline_ns`, keeping its handle, token and
+  // period; it queues behind timers already due at the same time. Errors as
+  // cancel().
+  std::error_code reset(TimerHandle h, std::int64_t deadline_ns);
 
   // When to call expire() next: INT64_MAX when empty, else never later than
   // the earliest deadline. It is that deadline exactly once the timer's tick
@@ -131,6 +135,8 @@ class TimerQueue {
 
   void file(std::uint32_t slot) noexcept;
   void unlink(std::uint32_t slot) noexcept;
+  std::error_code check(TimerHandle h) const noexcept;
+  void take_out(std::uint32_t slot) noexcept;
   bool earliest_bucket(unsigned& level, unsigned& digit) const noexcept;
   std::uint64_t bucket_start(unsigned level, unsigned digit) const noexcept;
   bool cascade(unsigned bucket, std::size_t& budget) noexcept;
