@@ -5,6 +5,7 @@ set(evq_windows_dir ${PROJECT_SOURCE_DIR}/src)
 target_sources(evq PRIVATE
   ${evq_windows_dir}/sys/iocp/afd.cpp
   ${evq_windows_dir}/sys/iocp/iocp_ring.cpp
+  ${evq_windows_dir}/sys/iocp/iocp_ring_ops.cpp
   ${evq_windows_dir}/sys/iocp/iocp_selector.cpp
   ${evq_windows_dir}/sys/iocp/poll_group.cpp
   ${evq_windows_dir}/sys/iocp/sock_state.cpp
